@@ -1,0 +1,494 @@
+//! YAML text to a `serde_json::Value` plus a [`PathIndex`] that remembers where every
+//! node was written, so later errors (types, validation) can point at a line and column.
+//!
+//! Built on yaml-rust2's event parser because it reports a position for every event; the
+//! document is resolved with the YAML 1.2 core schema, so `on`/`yes` stay strings.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Map, Value};
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+use crate::path;
+
+/// A place in the source text; both numbers are 1-based.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Position {
+    pub(crate) line: usize,
+    pub(crate) column: usize,
+}
+
+impl Position {
+    /// The start of the file, for documents too empty to point anywhere else.
+    pub(crate) const START: Self = Self { line: 1, column: 1 };
+
+    /// yaml-rust2 counts lines from 1 but columns from 0.
+    fn of(mark: Marker) -> Self {
+        Self { line: mark.line(), column: mark.col() + 1 }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// Where the mapping key naming this node was written; `None` for sequence items.
+    key: Option<Position>,
+    value: Position,
+    /// An unquoted scalar, which env substitution may re-resolve (`port: ${PORT}`).
+    plain: bool,
+}
+
+/// Where each node of the document was written, by path (see [`crate::path`]).
+#[derive(Debug, Default)]
+pub(crate) struct PathIndex {
+    entries: BTreeMap<String, Entry>,
+}
+
+impl PathIndex {
+    /// Where the value at `path` (or its nearest recorded ancestor) starts.
+    pub(crate) fn value_pos(&self, path: &str) -> Position {
+        self.nearest(path).map_or(Position::START, |e| e.value)
+    }
+
+    /// Where the key naming `path` was written; the value's position for sequence items
+    /// and unrecorded paths.
+    pub(crate) fn key_pos(&self, path: &str) -> Position {
+        match self.entries.get(path) {
+            Some(Entry { key: Some(key), .. }) => *key,
+            _ => self.value_pos(path),
+        }
+    }
+
+    /// True when the value at `path` was written as an unquoted scalar.
+    pub(crate) fn is_plain(&self, path: &str) -> bool {
+        self.entries.get(path).is_some_and(|e| e.plain)
+    }
+
+    fn nearest(&self, mut path: &str) -> Option<&Entry> {
+        loop {
+            if let Some(entry) = self.entries.get(path) {
+                return Some(entry);
+            }
+            path = path::parent(path)?;
+        }
+    }
+
+    /// Gives the copy at `to` the positions of the original below `from`, so an error in
+    /// an aliased or merged value points at the text that defines it.
+    fn copy_below(&mut self, from: &str, to: &str) {
+        let copies: Vec<(String, Entry)> = self
+            .entries
+            .range(from.to_owned()..)
+            .take_while(|(p, _)| p.starts_with(from))
+            .filter(|(p, _)| p.len() > from.len() && path::is_within(p, from))
+            .map(|(p, e)| (format!("{to}{}", &p[from.len()..]), *e))
+            .collect();
+        self.entries.extend(copies);
+    }
+}
+
+/// A parsed document: its value, where each part of it was written, and structural
+/// problems (duplicate keys and the like) that left a usable document behind.
+#[derive(Debug)]
+pub(crate) struct Document {
+    pub(crate) value: Value,
+    pub(crate) index: PathIndex,
+    pub(crate) errors: Vec<YamlError>,
+}
+
+/// A problem found while reading the YAML itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct YamlError {
+    pub(crate) pos: Position,
+    pub(crate) path: String,
+    pub(crate) message: String,
+}
+
+/// Parses one YAML document; an empty file is `null`. Only a syntax error is `Err`: a
+/// duplicate key keeps its first value, a bad key or extra document is left out, and the
+/// rest of the file can still be checked.
+pub(crate) fn parse(text: &str) -> Result<Document, YamlError> {
+    let mut builder = Builder::default();
+    let mut parser = Parser::new_from_str(text);
+    if let Err(e) = parser.load(&mut builder, true) {
+        // Whatever was built before a syntax error is unreliable; report only the cause.
+        return Err(YamlError {
+            pos: Position::of(*e.marker()),
+            path: String::new(),
+            message: format!("YAML syntax error: {}", e.info()),
+        });
+    }
+    let value = builder.root.unwrap_or(Value::Null);
+    Ok(Document { value, index: builder.index, errors: builder.errors })
+}
+
+/// Resolves an unquoted scalar with the YAML 1.2 core schema.
+pub(crate) fn resolve_plain(s: &str) -> Value {
+    match s {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "true" | "True" | "TRUE" => return Value::Bool(true),
+        "false" | "False" | "FALSE" => return Value::Bool(false),
+        _ => {}
+    }
+    if let Some(n) = resolve_int(s) {
+        return n;
+    }
+    if is_core_float(s) {
+        // `.inf` and `.nan` have no JSON form, so they stay strings and fail as such.
+        if let Some(n) = s.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+            return Value::Number(n);
+        }
+    }
+    Value::String(s.to_owned())
+}
+
+fn resolve_int(s: &str) -> Option<Value> {
+    let radix = |prefix: &str, radix: u32| {
+        let digits = s.strip_prefix(prefix)?;
+        (!digits.is_empty()).then(|| u64::from_str_radix(digits, radix).ok())?
+    };
+    if let Some(n) = radix("0x", 16).or_else(|| radix("0o", 8)) {
+        return Some(Value::from(n));
+    }
+    let unsigned = s.strip_prefix(['-', '+']).unwrap_or(s);
+    if unsigned.is_empty() || !unsigned.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if let Ok(n) = s.strip_prefix('+').unwrap_or(s).parse::<u64>() {
+        return Some(Value::from(n));
+    }
+    if let Ok(n) = s.parse::<i64>() {
+        return Some(Value::from(n));
+    }
+    // Too large for an integer: the core schema still calls it a number.
+    s.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Value::Number)
+}
+
+/// `[-+]? ( \. [0-9]+ | [0-9]+ ( \. [0-9]* )? ) ( [eE] [-+]? [0-9]+ )?`
+fn is_core_float(s: &str) -> bool {
+    let s = s.strip_prefix(['-', '+']).unwrap_or(s);
+    let (mantissa, exponent) = match s.find(['e', 'E']) {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some((int, frac)) => digits(int) && digits(frac) && !(int.is_empty() && frac.is_empty()),
+        None => !mantissa.is_empty() && digits(mantissa),
+    };
+    let exponent_ok = exponent.is_none_or(|e| {
+        let e = e.strip_prefix(['-', '+']).unwrap_or(e);
+        !e.is_empty() && digits(e)
+    });
+    mantissa_ok && exponent_ok
+}
+
+/// Most values aliases may expand to, so a "billion laughs" file fails instead of
+/// eating memory.
+const ALIAS_EXPANSION_LIMIT: usize = 100_000;
+
+#[derive(Debug, Default)]
+struct Builder {
+    frames: Vec<Frame>,
+    /// Anchor id to the anchored value and the path it was written at.
+    anchors: HashMap<usize, (Value, Option<String>)>,
+    index: PathIndex,
+    errors: Vec<YamlError>,
+    root: Option<Value>,
+    documents: usize,
+    expanded: usize,
+}
+
+#[derive(Debug)]
+struct Frame {
+    /// `None` inside a mapping key: keys are names, not settings, so nothing is recorded.
+    path: Option<String>,
+    start: Marker,
+    anchor: usize,
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Seq(Vec<Value>),
+    Map(MapFrame),
+}
+
+#[derive(Debug, Default)]
+struct MapFrame {
+    map: Map<String, Value>,
+    /// The key waiting for its value.
+    key: Option<Key>,
+    first_key: Option<Marker>,
+    /// Line of each key written here, to name the first one in a duplicate error.
+    seen: HashMap<String, usize>,
+    /// The value of a `<<` merge key, applied when the mapping ends.
+    merge: Option<Value>,
+}
+
+#[derive(Debug)]
+enum Key {
+    Name(String, Marker),
+    Merge,
+    /// A key that was reported as an error; its value is parsed and dropped.
+    Invalid,
+}
+
+/// A finished node on its way to its parent.
+#[derive(Debug)]
+struct Node {
+    value: Value,
+    mark: Marker,
+    path: Option<String>,
+    anchor: usize,
+    plain: bool,
+    /// For aliases: the path of the anchored original.
+    alias_of: Option<String>,
+}
+
+impl MarkedEventReceiver for Builder {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        if matches!(ev, Event::DocumentStart) {
+            self.documents += 1;
+            if self.documents == 2 {
+                self.error(mark, String::new(), "a configuration file holds one YAML document; remove this `---` and everything after it, or merge the documents".to_owned());
+            }
+        }
+        if self.documents > 1 {
+            return;
+        }
+        match ev {
+            Event::Scalar(text, style, anchor, tag) => self.scalar(text, style, anchor, tag, mark),
+            Event::SequenceStart(anchor, _) => self.open(Kind::Seq(Vec::new()), anchor, mark),
+            Event::MappingStart(anchor, _) => self.open(Kind::Map(MapFrame::default()), anchor, mark),
+            Event::SequenceEnd | Event::MappingEnd => self.close(),
+            Event::Alias(id) => self.alias(id, mark),
+            _ => {}
+        }
+    }
+}
+
+impl Builder {
+    fn error(&mut self, mark: Marker, path: String, message: String) {
+        self.errors.push(YamlError { pos: Position::of(mark), path, message });
+    }
+
+    /// The path the next node will have, from the frame it is being added to.
+    fn child_path(&self) -> Option<String> {
+        let Some(frame) = self.frames.last() else {
+            return Some(String::new());
+        };
+        let parent = frame.path.as_deref()?;
+        match &frame.kind {
+            Kind::Seq(items) => Some(path::index(parent, items.len())),
+            Kind::Map(m) => match &m.key {
+                Some(Key::Name(name, _)) => Some(path::key(parent, name)),
+                // Recorded so merged values can later be traced back to their text.
+                Some(Key::Merge) => Some(path::key(parent, "<<")),
+                Some(Key::Invalid) | None => None,
+            },
+        }
+    }
+
+    fn scalar(
+        &mut self,
+        text: String,
+        style: TScalarStyle,
+        anchor: usize,
+        tag: Option<yaml_rust2::parser::Tag>,
+        mut mark: Marker,
+    ) {
+        let forced_string = tag.is_some_and(|t| t.handle == "tag:yaml.org,2002:" && t.suffix == "str");
+        let plain = style == TScalarStyle::Plain && !forced_string;
+        // An omitted value (`key:`) is reported where the next token is; its key is a
+        // better place to point at.
+        if plain && text.is_empty() {
+            if let Some(Frame { kind: Kind::Map(MapFrame { key: Some(Key::Name(_, key)), .. }), .. }) =
+                self.frames.last()
+            {
+                mark = *key;
+            }
+        }
+        let value = if plain { resolve_plain(&text) } else { Value::String(text) };
+        let path = self.child_path();
+        self.complete(Node { value, mark, path, anchor, plain, alias_of: None });
+    }
+
+    fn open(&mut self, kind: Kind, anchor: usize, mark: Marker) {
+        let path = self.child_path();
+        self.frames.push(Frame { path, start: mark, anchor, kind });
+    }
+
+    fn close(&mut self) {
+        let Some(frame) = self.frames.pop() else { return };
+        let (value, mark) = match frame.kind {
+            Kind::Seq(items) => (Value::Array(items), frame.start),
+            Kind::Map(m) => {
+                // A block mapping's start event is reported after its first key.
+                let mark = match m.first_key {
+                    Some(k) if k.index() < frame.start.index() => k,
+                    _ => frame.start,
+                };
+                (Value::Object(self.apply_merges(m, frame.path.as_deref())), mark)
+            }
+        };
+        let node = Node { value, mark, path: frame.path, anchor: frame.anchor, plain: false, alias_of: None };
+        self.complete(node);
+    }
+
+    /// Adds the keys of the `<<` value that the mapping does not set itself; with a list
+    /// of mappings, earlier ones win over later ones, as the YAML merge-key spec says.
+    fn apply_merges(&mut self, m: MapFrame, path: Option<&str>) -> Map<String, Value> {
+        let mut map = m.map;
+        let Some(merge) = m.merge else { return map };
+        let from = path.map(|p| path::key(p, "<<")).unwrap_or_default();
+        let sources: Vec<(String, Value)> = match merge {
+            Value::Array(items) => {
+                items.into_iter().enumerate().map(|(i, v)| (path::index(&from, i), v)).collect()
+            }
+            other => vec![(from, other)],
+        };
+        for (from, source) in sources {
+            let Value::Object(entries) = source else { continue };
+            for (k, v) in entries {
+                if map.contains_key(&k) {
+                    continue;
+                }
+                if let Some(p) = path {
+                    let (src, dst) = (path::key(&from, &k), path::key(p, &k));
+                    self.index.copy_entry(&src, &dst);
+                    self.index.copy_below(&src, &dst);
+                }
+                map.insert(k, v);
+            }
+        }
+        map
+    }
+
+    fn alias(&mut self, id: usize, mark: Marker) {
+        let path = self.child_path();
+        let Some((value, alias_of)) = self.anchors.get(&id).cloned() else {
+            self.error(mark, path.unwrap_or_default(), "alias refers to an anchor that is not defined before it".to_owned());
+            return self.complete(Node { value: Value::Null, mark, path: None, anchor: 0, plain: false, alias_of: None });
+        };
+        self.expanded += count_nodes(&value);
+        let value = if self.expanded > ALIAS_EXPANSION_LIMIT {
+            if self.expanded - count_nodes(&value) <= ALIAS_EXPANSION_LIMIT {
+                let msg = format!("aliases expand to more than {ALIAS_EXPANSION_LIMIT} values; write the document out instead");
+                self.error(mark, path.clone().unwrap_or_default(), msg);
+            }
+            Value::Null
+        } else {
+            value
+        };
+        self.complete(Node { value, mark, path, anchor: 0, plain: false, alias_of });
+    }
+
+    /// Records a finished node in the index and hands it to its parent.
+    fn complete(&mut self, node: Node) {
+        if node.anchor != 0 {
+            self.anchors.insert(node.anchor, (node.value.clone(), node.path.clone()));
+        }
+        if let Some(p) = &node.path {
+            let key = match self.frames.last() {
+                Some(Frame { kind: Kind::Map(MapFrame { key: Some(Key::Name(_, k)), .. }), .. }) => {
+                    Some(Position::of(*k))
+                }
+                _ => None,
+            };
+            let entry = Entry { key, value: Position::of(node.mark), plain: node.plain };
+            self.index.entries.insert(p.clone(), entry);
+            if let Some(original) = &node.alias_of {
+                self.index.copy_below(original, p);
+            }
+        }
+        self.attach(node);
+    }
+
+    fn attach(&mut self, node: Node) {
+        let Some(frame) = self.frames.last_mut() else {
+            self.root = Some(node.value);
+            return;
+        };
+        let parent_path = frame.path.clone().unwrap_or_default();
+        let m = match &mut frame.kind {
+            Kind::Seq(items) => return items.push(node.value),
+            Kind::Map(m) => m,
+        };
+        match m.key.take() {
+            Some(Key::Name(name, _)) => {
+                m.map.insert(name, node.value);
+            }
+            Some(Key::Merge) => match node.value {
+                Value::Object(_) => m.merge = Some(node.value),
+                Value::Array(ref items) if items.iter().all(Value::is_object) => m.merge = Some(node.value),
+                _ => {
+                    let msg = "merge key `<<` needs a mapping or a list of mappings (e.g. `<<: *defaults`)";
+                    self.error(node.mark, path::key(&parent_path, "<<"), msg.to_owned());
+                }
+            },
+            Some(Key::Invalid) => {}
+            None => {
+                m.first_key.get_or_insert(node.mark);
+                let key = self.key(node, &parent_path);
+                if let Some(Frame { kind: Kind::Map(m), .. }) = self.frames.last_mut() {
+                    m.key = Some(key);
+                }
+            }
+        }
+    }
+
+    /// Turns a finished node in key position into a [`Key`], reporting bad keys.
+    fn key(&mut self, node: Node, parent: &str) -> Key {
+        let name = match node.value {
+            Value::String(name) => name,
+            other => {
+                let what = describe(&other);
+                let msg = format!("mapping keys must be strings, found {what}; quote the key if it is meant as text");
+                self.error(node.mark, parent.to_owned(), msg);
+                return Key::Invalid;
+            }
+        };
+        let Some(Frame { kind: Kind::Map(m), .. }) = self.frames.last_mut() else {
+            return Key::Invalid;
+        };
+        if let Some(first) = m.seen.get(&name) {
+            let msg = format!("duplicate key `{name}` (first defined at line {first})");
+            self.error(node.mark, path::key(parent, &name), msg);
+            return Key::Invalid;
+        }
+        m.seen.insert(name.clone(), node.mark.line());
+        if node.plain && name == "<<" {
+            return Key::Merge;
+        }
+        Key::Name(name, node.mark)
+    }
+}
+
+impl PathIndex {
+    fn copy_entry(&mut self, from: &str, to: &str) {
+        if let Some(entry) = self.entries.get(from).copied() {
+            self.entries.insert(to.to_owned(), entry);
+        }
+    }
+}
+
+fn count_nodes(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(count_nodes).sum::<usize>(),
+        Value::Object(map) => 1 + map.values().map(count_nodes).sum::<usize>(),
+        _ => 1,
+    }
+}
+
+/// Names a value's kind the way a YAML user would, for error messages.
+pub(crate) fn describe(value: &Value) -> String {
+    match value {
+        Value::Null => "null".to_owned(),
+        Value::Bool(b) => format!("boolean `{b}`"),
+        Value::Number(n) => format!("number `{n}`"),
+        Value::String(s) => format!("string {s:?}"),
+        Value::Array(_) => "a sequence".to_owned(),
+        Value::Object(_) => "a mapping".to_owned(),
+    }
+}

@@ -1,0 +1,85 @@
+//! The errors a client can see, each with its status and a stable JSON `code`.
+//!
+//! Messages are written for the API consumer: they never carry upstream addresses,
+//! internal error text or anything else that would leak the inside of the gateway.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+
+use crate::body::ResponseBody;
+
+/// Why the gateway answered instead of the upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    #[error("no route matches this request")]
+    NoRoute,
+    #[error("the request is malformed: {0}")]
+    BadRequest(&'static str),
+    #[error("the request body is larger than this API accepts")]
+    BodyTooLarge,
+    #[error("the request URI is longer than this API accepts")]
+    UriTooLong,
+    #[error("the request has more headers than this API accepts")]
+    TooManyHeaders,
+    #[error("no healthy upstream target is available")]
+    NoHealthyTarget,
+    #[error("the upstream is failing and its circuit breaker is open")]
+    CircuitOpen,
+    #[error("the upstream could not be reached")]
+    UpstreamUnreachable,
+    #[error("the upstream sent an invalid response")]
+    UpstreamProtocol,
+    #[error("the upstream did not answer in time")]
+    UpstreamTimeout,
+    #[error("the gateway is shutting down")]
+    ShuttingDown,
+}
+
+impl GatewayError {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
+            Self::TooManyHeaders => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::NoHealthyTarget | Self::CircuitOpen | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UpstreamUnreachable | Self::UpstreamProtocol => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::NoRoute => "no_route",
+            Self::BadRequest(_) => "bad_request",
+            Self::BodyTooLarge => "body_too_large",
+            Self::UriTooLong => "uri_too_long",
+            Self::TooManyHeaders => "too_many_headers",
+            Self::NoHealthyTarget => "no_healthy_target",
+            Self::CircuitOpen => "circuit_open",
+            Self::UpstreamUnreachable => "upstream_unreachable",
+            Self::UpstreamProtocol => "upstream_protocol_error",
+            Self::UpstreamTimeout => "upstream_timeout",
+            Self::ShuttingDown => "shutting_down",
+        }
+    }
+
+    /// `{"error": {"code": ..., "message": ..., "request_id": ...}}` with the right status.
+    pub fn into_response(self, request_id: Option<&HeaderValue>) -> Response<ResponseBody> {
+        let mut error = serde_json::json!({ "code": self.code(), "message": self.to_string() });
+        if let Some(id) = request_id.and_then(|v| v.to_str().ok()) {
+            error["request_id"] = id.into();
+        }
+        let body = serde_json::json!({ "error": error }).to_string();
+        let mut resp = Response::new(ResponseBody::full(Bytes::from(body)));
+        *resp.status_mut() = self.status();
+        let headers = resp.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self == Self::ShuttingDown {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
+    }
+}

@@ -1,0 +1,172 @@
+//! Header rules of a proxy: hop-by-hop removal (RFC 9110 §7.6.1), `X-Forwarded-*`,
+//! `Forwarded` (RFC 7239), `Via`, and the per-route add/set/remove transforms.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use ipnet::IpNet;
+use turnpike_config::model::HeaderTransform;
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Removes the headers that describe one connection, not the message. `keep_upgrade`
+/// leaves `Connection: upgrade` and `Upgrade` for WebSocket handshakes; `TE: trailers`
+/// survives because gRPC needs it end to end.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    if let Some(conn) = headers.get(header::CONNECTION) {
+        let named: Vec<HeaderName> = conn
+            .to_str()
+            .unwrap_or("")
+            .split(',')
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .filter(|n| !(keep_upgrade && n == header::UPGRADE))
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    let te_trailers = headers
+        .get(header::TE)
+        .is_some_and(|v| v.to_str().is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers"))));
+    headers.remove(header::CONNECTION);
+    headers.remove(&KEEP_ALIVE);
+    headers.remove(&PROXY_CONNECTION);
+    headers.remove(header::TE);
+    headers.remove(header::TRANSFER_ENCODING);
+    if keep_upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::UPGRADE);
+    }
+    if te_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+/// True when the peer is allowed to tell us who the client is.
+pub fn is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
+    trusted.iter().any(|net| net.contains(&peer))
+}
+
+/// The client's address: the peer itself, or, behind trusted proxies, the right-most
+/// `X-Forwarded-For` entry that is not a trusted proxy.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    if !is_trusted(peer, trusted) {
+        return peer;
+    }
+    let hops = headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok());
+    let mut all: Vec<IpAddr> = hops.flat_map(|v| v.split(',')).filter_map(|s| s.trim().parse().ok()).collect();
+    while let Some(ip) = all.pop() {
+        if !is_trusted(ip, trusted) {
+            return ip;
+        }
+    }
+    peer
+}
+
+/// What the gateway knows about the hop it is adding to the forwarding headers.
+#[derive(Debug)]
+pub struct Hop<'a> {
+    pub peer: IpAddr,
+    pub trusted_peer: bool,
+    pub proto: &'static str,
+    pub host: Option<&'a HeaderValue>,
+}
+
+/// Appends this hop to `X-Forwarded-For` and `Forwarded`; untrusted peers' own claims
+/// are dropped first so a client cannot forge its address.
+pub fn add_forwarded(headers: &mut HeaderMap, hop: &Hop<'_>) {
+    if !hop.trusted_peer {
+        headers.remove(&X_FORWARDED_FOR);
+        headers.remove(&X_FORWARDED_PROTO);
+        headers.remove(&X_FORWARDED_HOST);
+        headers.remove(header::FORWARDED);
+    }
+    let peer = hop.peer.to_string();
+    append_list(headers, &X_FORWARDED_FOR, &peer);
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(hop.proto));
+    }
+    if let (false, Some(host)) = (headers.contains_key(&X_FORWARDED_HOST), hop.host) {
+        headers.insert(&X_FORWARDED_HOST, host.clone());
+    }
+    let node = match hop.peer {
+        IpAddr::V4(_) => peer,
+        IpAddr::V6(_) => format!("\"[{peer}]\""),
+    };
+    let mut forwarded = format!("for={node};proto={}", hop.proto);
+    if let Some(host) = hop.host.and_then(|h| h.to_str().ok()) {
+        forwarded.push_str(";host=\"");
+        forwarded.push_str(host);
+        forwarded.push('"');
+    }
+    append_list(headers, &header::FORWARDED, &forwarded);
+}
+
+/// Appends `1.1 turnpike` (or `2 turnpike`) to `Via`.
+pub fn add_via(headers: &mut HeaderMap, version: http::Version) {
+    let entry = match version {
+        http::Version::HTTP_2 => "2 turnpike",
+        http::Version::HTTP_10 => "1.0 turnpike",
+        _ => "1.1 turnpike",
+    };
+    append_list(headers, &header::VIA, entry);
+}
+
+fn append_list(headers: &mut HeaderMap, name: &HeaderName, value: &str) {
+    let joined = match headers.get(name).and_then(|v| v.to_str().ok()) {
+        Some(existing) if !existing.is_empty() => format!("{existing}, {value}"),
+        _ => value.to_owned(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&joined) {
+        headers.insert(name.clone(), v);
+    }
+}
+
+/// A route's header edits, parsed once per config version.
+#[derive(Debug, Clone, Default)]
+pub struct Transform {
+    remove: Vec<HeaderName>,
+    set: Vec<(HeaderName, HeaderValue)>,
+    add: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// A header name or value in a transform that HTTP does not allow.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid header {0:?} in header transform")]
+pub struct InvalidHeader(pub String);
+
+impl Transform {
+    pub fn compile(cfg: &HeaderTransform) -> Result<Self, InvalidHeader> {
+        let name = |n: &str| HeaderName::from_bytes(n.as_bytes()).map_err(|_| InvalidHeader(n.to_owned()));
+        let pair = |(n, v): (&String, &String)| -> Result<_, InvalidHeader> {
+            Ok((name(n)?, HeaderValue::from_str(v).map_err(|_| InvalidHeader(n.clone()))?))
+        };
+        Ok(Self {
+            remove: cfg.remove.iter().map(|n| name(n)).collect::<Result<_, _>>()?,
+            set: cfg.set.iter().map(pair).collect::<Result<_, _>>()?,
+            add: cfg.add.iter().map(pair).collect::<Result<_, _>>()?,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.remove.is_empty() && self.set.is_empty() && self.add.is_empty()
+    }
+
+    /// Remove, then set (replacing), then add (appending).
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        for name in &self.remove {
+            headers.remove(name);
+        }
+        for (name, value) in &self.set {
+            headers.insert(name.clone(), value.clone());
+        }
+        for (name, value) in &self.add {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! Turnpike's data plane: accepts client connections, matches routes, and forwards to
+//! upstream targets with load balancing, health checks, timeouts and retries.
+//!
+//! Start with [`Gateway::start`]; the order of the request path lives in [`pipeline`].
+
+pub mod body;
+pub mod error;
+pub mod forward;
+pub mod headers;
+pub mod pipeline;
+pub mod reload;
+pub mod router;
+pub mod server;
+pub mod snapshot;
+pub mod tls;
+pub mod upgrade;
+pub mod upstream;
+
+pub use server::{Gateway, Shared, StartError};
+pub use snapshot::{BuildError, Snapshot};

@@ -1,0 +1,201 @@
+//! The request path, in order. This file is the one place that says what happens to a
+//! request and when; `docs/request-path.md` draws it.
+//!
+//! ```text
+//! accept (listener, TLS/SNI)                       server.rs
+//!  → limits (URI, headers, body size, framing)     check_limits
+//!  → route match (host, path, method, headers)     Snapshot::route
+//!  → pre-auth (request id, client IP)              serve
+//!  → request transform (path, forwarding, route)   upstream_request
+//!  → upstream select + forward (timeouts, retries) forward::forward
+//!  → response transform (hop-by-hop, Via, route)   downstream_response
+//!  → log (always, also on errors)                  handle
+//! ```
+//!
+//! Later phases (authenticate, authorize, rate limit, cache) slot in between route match
+//! and forward as policies.
+
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::uri::PathAndQuery;
+use http::{HeaderValue, Request, Response, StatusCode, Version, header};
+use hyper::body::Incoming;
+
+use crate::body::{RequestBody, ResponseBody};
+use crate::error::GatewayError;
+use crate::forward::{self, Outgoing};
+use crate::headers::{self, Hop};
+use crate::server::Shared;
+use crate::snapshot::Snapshot;
+use crate::upgrade;
+use crate::upstream::balancer::PickCtx;
+
+/// What the pipeline knows about the connection a request came on.
+#[derive(Debug)]
+pub struct ConnCtx {
+    pub shared: Arc<Shared>,
+    pub peer: SocketAddr,
+    pub tls: bool,
+}
+
+/// Entry point for every request on every listener.
+pub async fn handle(conn: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Response<ResponseBody>, Infallible> {
+    let started = Instant::now();
+    // The snapshot is read once; the request finishes on it even if a reload happens.
+    let snap = conn.shared.snapshot();
+    let id_header = &snap.server.request_id_header;
+    let request_id = req.headers().get(id_header).cloned().unwrap_or_else(new_request_id);
+    let method = req.method().clone();
+    let mut resp = match serve(&snap, &conn, req, &request_id).await {
+        Ok(resp) => resp,
+        Err(err) => {
+            tracing::debug!(%method, error = %err, "request answered by the gateway");
+            err.into_response(Some(&request_id))
+        }
+    };
+    resp.headers_mut().insert(id_header.clone(), request_id);
+    tracing::trace!(%method, status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request done");
+    Ok(resp)
+}
+
+async fn serve(
+    snap: &Snapshot,
+    conn: &ConnCtx,
+    mut req: Request<Incoming>,
+    request_id: &HeaderValue,
+) -> Result<Response<ResponseBody>, GatewayError> {
+    check_limits(snap, &req)?;
+    let upgrade = upgrade::is_upgrade_request(&req).then(|| hyper::upgrade::on(&mut req));
+    let host_value = req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        .or_else(|| req.headers().get(header::HOST).cloned());
+    let host = host_value.as_ref().and_then(|h| h.to_str().ok()).map(normalise_host).unwrap_or_default();
+    let path = req.uri().path();
+    let (m, route) = snap.route(&host, path, req.method(), req.headers()).ok_or(GatewayError::NoRoute)?;
+    let upstream = &snap.upstreams[route.upstream];
+    let client_ip = headers::client_ip(conn.peer.ip(), req.headers(), &snap.server.trusted_proxies);
+
+    let path_and_query = upstream_path(route.upstream_path(&m, path).as_ref(), req.uri().query())?;
+    let version = req.version();
+    let (parts, body) = req.into_parts();
+    let out = upstream_request(snap, conn, parts, path_and_query, host_value, request_id, upgrade.is_some(), route);
+    let hash = upstream.balancer.key_hash(&PickCtx { headers: &out.headers, client_ip, path: out.path_and_query.path() });
+    let body = RequestBody::new(body, snap.server.max_body_bytes, upstream.settings.idle_timeout);
+    let mut resp = forward::forward(upstream, out, Some(body), hash).await?;
+
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(client_side) = upgrade {
+            upgrade::splice(client_side, hyper::upgrade::on(&mut resp));
+        }
+    } else {
+        headers::strip_hop_by_hop(resp.headers_mut(), false);
+    }
+    Ok(downstream_response(snap, route, resp, version, upstream.settings.idle_timeout))
+}
+
+/// Rejects what must never reach an upstream; cheap checks before any routing work.
+fn check_limits(snap: &Snapshot, req: &Request<Incoming>) -> Result<(), GatewayError> {
+    let limits = &snap.server;
+    let uri_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if uri_len > limits.max_uri_length {
+        return Err(GatewayError::UriTooLong);
+    }
+    if req.headers().len() > limits.max_headers {
+        return Err(GatewayError::TooManyHeaders);
+    }
+    let headers = req.headers();
+    if headers.contains_key(header::TRANSFER_ENCODING) && headers.contains_key(header::CONTENT_LENGTH) {
+        // Both framings at once is how request smuggling starts (RFC 9112 §6.3).
+        return Err(GatewayError::BadRequest("both Content-Length and Transfer-Encoding are present"));
+    }
+    let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
+    if let Some(first) = lengths.next() {
+        if lengths.any(|other| other != first) {
+            return Err(GatewayError::BadRequest("conflicting Content-Length values"));
+        }
+        let len: u64 = first
+            .to_str()
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or(GatewayError::BadRequest("invalid Content-Length"))?;
+        if len > limits.max_body_bytes {
+            return Err(GatewayError::BodyTooLarge);
+        }
+    }
+    if !req.uri().path().starts_with('/') {
+        return Err(GatewayError::BadRequest("request target must be an absolute path"));
+    }
+    Ok(())
+}
+
+/// Lower-case host without port; allocates only when the client used capitals.
+fn normalise_host(host: &str) -> Cow<'_, str> {
+    let bare = match host.strip_prefix('[') {
+        // IPv6 literal: keep the brackets, drop what follows them.
+        Some(rest) => rest.find(']').map_or(host, |i| &host[..i + 2]),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    if bare.bytes().any(|b| b.is_ascii_uppercase()) { Cow::Owned(bare.to_ascii_lowercase()) } else { Cow::Borrowed(bare) }
+}
+
+fn upstream_path(path: &str, query: Option<&str>) -> Result<PathAndQuery, GatewayError> {
+    let pq = match query {
+        Some(q) => PathAndQuery::try_from(format!("{path}?{q}")),
+        None => PathAndQuery::try_from(path),
+    };
+    pq.map_err(|_| GatewayError::BadRequest("invalid request target"))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn upstream_request(
+    snap: &Snapshot,
+    conn: &ConnCtx,
+    parts: http::request::Parts,
+    path_and_query: PathAndQuery,
+    client_host: Option<HeaderValue>,
+    request_id: &HeaderValue,
+    is_upgrade: bool,
+    route: &crate::snapshot::RouteRt,
+) -> Outgoing {
+    let mut headers = parts.headers;
+    headers::strip_hop_by_hop(&mut headers, is_upgrade);
+    let trusted_peer = headers::is_trusted(conn.peer.ip(), &snap.server.trusted_proxies);
+    let proto = if conn.tls { "https" } else { "http" };
+    headers::add_forwarded(&mut headers, &Hop { peer: conn.peer.ip(), trusted_peer, proto, host: client_host.as_ref() });
+    if snap.server.via {
+        headers::add_via(&mut headers, parts.version);
+    }
+    headers.insert(snap.server.request_id_header.clone(), request_id.clone());
+    route.request_headers.apply(&mut headers);
+    Outgoing { method: parts.method, path_and_query, headers, client_host }
+}
+
+fn downstream_response(
+    snap: &Snapshot,
+    route: &crate::snapshot::RouteRt,
+    resp: Response<Incoming>,
+    client_version: Version,
+    idle: std::time::Duration,
+) -> Response<ResponseBody> {
+    let (mut parts, body) = resp.into_parts();
+    if snap.server.via {
+        headers::add_via(&mut parts.headers, parts.version);
+    }
+    route.response_headers.apply(&mut parts.headers);
+    parts.version = client_version;
+    Response::from_parts(parts, ResponseBody::upstream(body, idle))
+}
+
+/// 128 random bits as 32 hex digits.
+fn new_request_id() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 32];
+    let n = fastrand::u128(..);
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = HEX[((n >> (i * 4)) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&buf).unwrap_or(HeaderValue::from_static("0"))
+}

@@ -1,0 +1,61 @@
+//! Hot reload from the config file: on demand (SIGHUP, wired by the binary) or by
+//! watching the file. A file that fails validation is logged with every error and the
+//! running config keeps serving.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use turnpike_config::ConfigErrors;
+
+use crate::server::Shared;
+use crate::snapshot::BuildError;
+
+/// Why a reload was refused; the old config is still serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+}
+
+/// Loads, validates and applies `path`; returns the new config version.
+pub fn reload_file(shared: &Shared, path: &Path) -> Result<u64, ReloadError> {
+    let cfg = turnpike_config::load_file(path)?;
+    Ok(shared.apply(&cfg)?)
+}
+
+/// Like [`reload_file`], logging the outcome.
+pub fn reload_and_log(shared: &Shared, path: &Path) {
+    match reload_file(shared, path) {
+        Ok(version) => tracing::info!(version, file = %path.display(), "configuration reloaded"),
+        Err(err) => tracing::error!(file = %path.display(), "configuration rejected, still serving the previous one:\n{err}"),
+    }
+}
+
+/// Polls the file's metadata and content; editors that replace the file (rename) are
+/// caught as well as in-place writes. Runs until the gateway stops.
+pub fn watch_file(shared: Arc<Shared>, path: PathBuf, every: Duration) {
+    let handle = shared.control().clone();
+    handle.spawn(async move {
+        let mut last = fingerprint(&path).await;
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = fingerprint(&path).await;
+            if now != last && now.is_some() {
+                last = now;
+                let (shared, path) = (shared.clone(), path.clone());
+                // Reading and compiling may touch the disk; keep it off the async threads.
+                let _ = tokio::task::spawn_blocking(move || reload_and_log(&shared, &path)).await;
+            }
+        }
+    });
+}
+
+async fn fingerprint(path: &Path) -> Option<(u64, Vec<u8>)> {
+    let bytes = tokio::fs::read(path).await.ok()?;
+    Some((bytes.len() as u64, bytes))
+}

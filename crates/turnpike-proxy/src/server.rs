@@ -1,0 +1,320 @@
+//! Listeners and workers: one thread per core, each with its own single-threaded runtime
+//! and its own SO_REUSEPORT socket per listener, so the kernel spreads connections and no
+//! request ever crosses threads. Also the live snapshot, reloads and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulConnection;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use turnpike_config::Config;
+
+use crate::pipeline::{self, ConnCtx};
+use crate::snapshot::{BuildError, ServerSettings, Snapshot};
+use crate::upstream::health;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error("cannot listen on {address} ({listener}): {source}")]
+    Bind { listener: String, address: SocketAddr, source: std::io::Error },
+    #[error("the configuration has no listener")]
+    NoListener,
+    #[error("cannot start worker threads: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// State every worker shares: the current snapshot and what reloads need.
+#[derive(Debug)]
+pub struct Shared {
+    snapshot: ArcSwap<Snapshot>,
+    version: AtomicU64,
+    health_tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+    reload_lock: Mutex<()>,
+    control: tokio::runtime::Handle,
+}
+
+impl Shared {
+    /// The snapshot to serve a request with; called once per request.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Builds a snapshot from `cfg` and swaps it in; requests in flight keep theirs.
+    /// Listener addresses and server limits apply at the next restart.
+    pub fn apply(&self, cfg: &Config) -> Result<u64, BuildError> {
+        let _one_at_a_time = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.snapshot.load_full();
+        let version = self.version.fetch_add(1, Ordering::Relaxed) + 1;
+        let new = Arc::new(Snapshot::build(cfg, version, Some(&old))?);
+        let moved: Vec<_> = new.listeners.iter().filter(|l| !old.listeners.iter().any(|o| o.address == l.address)).collect();
+        if !moved.is_empty() {
+            tracing::warn!(?moved, "listener changes take effect at the next restart");
+        }
+        self.snapshot.store(new.clone());
+        self.restart_health_checks(&new);
+        Ok(version)
+    }
+
+    fn restart_health_checks(&self, snap: &Snapshot) {
+        let mut tasks = self.health_tasks.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.drain(..).for_each(|t| t.abort());
+        for up in &snap.upstreams {
+            if let Some(cfg) = up.active_health.clone() {
+                tasks.push(self.control.spawn(health::run_active_checks(up.clone(), cfg)).abort_handle());
+            }
+        }
+    }
+
+    pub fn control(&self) -> &tokio::runtime::Handle {
+        &self.control
+    }
+}
+
+/// A running gateway. Dropping it stops the workers without waiting.
+#[derive(Debug)]
+pub struct Gateway {
+    shared: Arc<Shared>,
+    addrs: Vec<(Arc<str>, SocketAddr)>,
+    shutdown: watch::Sender<bool>,
+    finished: Vec<tokio::sync::oneshot::Receiver<()>>,
+    control: Option<tokio::runtime::Runtime>,
+}
+
+impl Gateway {
+    /// Binds every listener, starts the workers and serves `cfg`.
+    pub fn start(cfg: &Config) -> Result<Self, StartError> {
+        let control = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("turnpike-control")
+            .enable_all()
+            .build()
+            .map_err(StartError::Runtime)?;
+        let snap = Arc::new(Snapshot::build(cfg, 1, None)?);
+        if snap.listeners.is_empty() {
+            return Err(StartError::NoListener);
+        }
+        let workers = snap.server.workers.max(1);
+        let mut sockets: Vec<Vec<(Arc<str>, std::net::TcpListener)>> = (0..workers).map(|_| Vec::new()).collect();
+        let mut addrs = Vec::new();
+        for l in &snap.listeners {
+            let bind_err = |source| StartError::Bind { listener: l.name.to_string(), address: l.address, source };
+            let first = bind_reuseport(l.address).map_err(bind_err)?;
+            let actual = first.local_addr().map_err(bind_err)?;
+            addrs.push((l.name.clone(), actual));
+            sockets[0].push((l.name.clone(), first));
+            for per_worker in sockets.iter_mut().skip(1) {
+                per_worker.push((l.name.clone(), bind_reuseport(actual).map_err(bind_err)?));
+            }
+        }
+        let shared = Arc::new(Shared {
+            snapshot: ArcSwap::new(snap.clone()),
+            version: AtomicU64::new(1),
+            health_tasks: Mutex::new(Vec::new()),
+            reload_lock: Mutex::new(()),
+            control: control.handle().clone(),
+        });
+        shared.restart_health_checks(&snap);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut finished = Vec::new();
+        for (i, listeners) in sockets.into_iter().enumerate() {
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+            finished.push(done_rx);
+            let (shared, rx, settings) = (shared.clone(), shutdown_rx.clone(), snap.server.clone());
+            std::thread::Builder::new()
+                .name(format!("turnpike-worker-{i}"))
+                .spawn(move || {
+                    run_worker(shared, listeners, rx, settings);
+                    let _ = done_tx.send(());
+                })
+                .map_err(StartError::Runtime)?;
+        }
+        Ok(Self { shared, addrs, shutdown, finished, control: Some(control) })
+    }
+
+    /// The bound address of a listener (`default` for the `listen:` shorthand).
+    pub fn addr(&self, listener: &str) -> Option<SocketAddr> {
+        self.addrs.iter().find(|(n, _)| &**n == listener).map(|(_, a)| *a)
+    }
+
+    pub fn addrs(&self) -> &[(Arc<str>, SocketAddr)] {
+        &self.addrs
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Swaps in a new config (see [`Shared::apply`]).
+    pub fn reload(&self, cfg: &Config) -> Result<u64, BuildError> {
+        self.shared.apply(cfg)
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to `shutdown_timeout`), then
+    /// returns.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        for done in self.finished.drain(..) {
+            let _ = done.await;
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(rt) = self.control.take() {
+            // Dropping a runtime inside async code panics; let it wind down on its own.
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    Ok(socket.into())
+}
+
+fn run_worker(
+    shared: Arc<Shared>,
+    listeners: Vec<(Arc<str>, std::net::TcpListener)>,
+    shutdown: watch::Receiver<bool>,
+    settings: ServerSettings,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            tracing::error!(error = %err, "worker runtime failed to start");
+            return;
+        }
+    };
+    rt.block_on(async move {
+        let mut loops = Vec::new();
+        for (name, std_listener) in listeners {
+            match TcpListener::from_std(std_listener) {
+                Ok(l) => loops.push(tokio::spawn(accept_loop(
+                    shared.clone(),
+                    name,
+                    l,
+                    shutdown.clone(),
+                    settings.clone(),
+                ))),
+                Err(err) => tracing::error!(error = %err, "listener could not join the runtime"),
+            }
+        }
+        for l in loops {
+            let _ = l.await;
+        }
+    });
+}
+
+fn connection_builder(settings: &ServerSettings, http2: bool) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout)
+        .max_buf_size(settings.max_header_bytes.max(8192))
+        .max_headers(settings.max_headers.max(1));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX));
+    if http2 { builder } else { builder.http1_only() }
+}
+
+async fn accept_loop(
+    shared: Arc<Shared>,
+    name: Arc<str>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+    settings: ServerSettings,
+) {
+    let http2 = shared.snapshot().listeners.iter().find(|l| l.name == name).is_some_and(|l| l.http2);
+    let builder = Arc::new(connection_builder(&settings, http2));
+    // Every connection task holds a sender; when all are gone, draining is over.
+    let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+    loop {
+        let accepted = tokio::select! {
+            res = listener.accept() => res,
+            _ = shutdown.changed() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(err) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %err, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let tls = shared.snapshot().listeners.iter().find(|l| l.name == name).and_then(|l| l.tls.clone());
+        let conn = ConnCtx { shared: shared.clone(), peer, tls: tls.is_some() };
+        tokio::spawn(serve_connection(stream, conn, tls, builder.clone(), shutdown.clone(), alive_tx.clone(), settings.header_read_timeout));
+    }
+    drop(listener);
+    drop(alive_tx);
+    if tokio::time::timeout(settings.shutdown_timeout, alive_rx.recv()).await.is_err() {
+        tracing::warn!(listener = &*name, "shutdown deadline passed with connections still open");
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    conn: ConnCtx,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    shutdown: watch::Receiver<bool>,
+    _alive: mpsc::Sender<()>,
+    handshake_timeout: std::time::Duration,
+) {
+    let conn = Arc::new(conn);
+    let service = service_fn(move |req| pipeline::handle(conn.clone(), req));
+    match tls {
+        None => drive(builder.serve_connection_with_upgrades(TokioIo::new(stream), service), shutdown).await,
+        Some(cfg) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls_stream)) => {
+                    drive(builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service), shutdown).await;
+                }
+                Ok(Err(err)) => tracing::debug!(error = %err, "TLS handshake failed"),
+                Err(_) => tracing::debug!("TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+/// Serves one connection; on shutdown, finishes the request in flight and closes.
+async fn drive<C>(conn: C, mut shutdown: watch::Receiver<bool>)
+where
+    C: GracefulConnection,
+    C::Error: std::fmt::Display,
+{
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        res = conn.as_mut() => res,
+        () = async { drop(shutdown.wait_for(|stop| *stop).await) } => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(err) = result {
+        tracing::debug!(error = %err, "connection ended with an error");
+    }
+}

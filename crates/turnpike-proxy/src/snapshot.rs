@@ -1,0 +1,259 @@
+//! The immutable runtime form of one config version: router, routes, upstreams,
+//! listeners' TLS and server limits. Built once per reload, swapped atomically, and read
+//! once per request.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Method};
+use ipnet::IpNet;
+use turnpike_config::Config;
+use turnpike_config::model::{self, PathType};
+
+use crate::headers::{InvalidHeader, Transform};
+use crate::router::{self, Conditions, Match, RouteSpec, Router, Segment};
+use crate::tls::{self, TlsError};
+use crate::upstream::{InvalidTarget, StateCarry, Upstream};
+
+/// Why a config could not become a snapshot (things only checkable at run time, such as
+/// reading certificate files; everything else the config validator already reported).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Target(#[from] InvalidTarget),
+    #[error(transparent)]
+    Header(#[from] InvalidHeader),
+    #[error("listener {listener}: {source}")]
+    Tls { listener: String, source: TlsError },
+    #[error("route {route}: {message}")]
+    Route { route: String, message: String },
+}
+
+/// Limits and behaviour for every request.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub max_body_bytes: u64,
+    pub max_uri_length: usize,
+    pub max_headers: usize,
+    pub max_header_bytes: usize,
+    pub header_read_timeout: Duration,
+    pub client_idle_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    pub trusted_proxies: Vec<IpNet>,
+    pub via: bool,
+    pub request_id_header: HeaderName,
+    pub workers: usize,
+}
+
+/// A listener as configured; the socket itself is bound once at start.
+#[derive(Debug, Clone)]
+pub struct ListenerSpec {
+    pub name: Arc<str>,
+    pub address: SocketAddr,
+    pub http2: bool,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+#[derive(Debug, Clone)]
+enum RewritePart {
+    Literal(String),
+    Param(String),
+}
+
+/// A route with everything the pipeline needs precompiled.
+#[derive(Debug)]
+pub struct RouteRt {
+    pub name: Arc<str>,
+    pub upstream: usize,
+    strip_prefix: bool,
+    rewrite: Option<Vec<RewritePart>>,
+    patterns: Vec<Vec<Segment>>,
+    pub request_headers: Transform,
+    pub response_headers: Transform,
+}
+
+/// One config version, ready to serve.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub version: u64,
+    pub server: ServerSettings,
+    pub listeners: Vec<ListenerSpec>,
+    pub router: Router,
+    pub routes: Vec<RouteRt>,
+    pub upstreams: Vec<Arc<Upstream>>,
+}
+
+impl Snapshot {
+    /// Compiles a validated config. `previous` lends its target states to the new version.
+    pub fn build(cfg: &Config, version: u64, previous: Option<&Snapshot>) -> Result<Self, BuildError> {
+        let carry: StateCarry = previous
+            .into_iter()
+            .flat_map(|s| s.upstreams.iter())
+            .flat_map(|u| u.targets.iter().map(move |t| ((u.name.clone(), t.url.clone()), t.state.clone())))
+            .collect();
+        let upstreams: Vec<Arc<Upstream>> =
+            cfg.upstreams.iter().map(|u| Upstream::build(u, &carry).map(Arc::new)).collect::<Result<_, _>>()?;
+        let mut specs = Vec::with_capacity(cfg.routes.len());
+        let mut routes = Vec::with_capacity(cfg.routes.len());
+        for r in &cfg.routes {
+            let (spec, rt) = compile_route(r, &upstreams)?;
+            specs.push(spec);
+            routes.push(rt);
+        }
+        Ok(Self {
+            version,
+            server: server_settings(&cfg.server),
+            listeners: listeners(cfg)?,
+            router: Router::new(&specs),
+            routes,
+            upstreams,
+        })
+    }
+
+    /// Finds the route for a request.
+    pub fn route(&self, host: &str, path: &str, method: &Method, headers: &http::HeaderMap) -> Option<(Match, &RouteRt)> {
+        let m = self.router.find(host, path, method, headers)?;
+        Some((m, &self.routes[m.route]))
+    }
+}
+
+fn server_settings(s: &model::Server) -> ServerSettings {
+    let workers = if s.workers == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { s.workers };
+    ServerSettings {
+        max_body_bytes: s.max_body_bytes.bytes(),
+        max_uri_length: s.max_uri_length,
+        max_headers: s.max_headers,
+        max_header_bytes: usize::try_from(s.max_header_bytes.bytes()).unwrap_or(usize::MAX),
+        header_read_timeout: s.header_read_timeout.as_std(),
+        client_idle_timeout: s.client_idle_timeout.as_std(),
+        shutdown_timeout: s.shutdown_timeout.as_std(),
+        trusted_proxies: s.trusted_proxies.clone(),
+        via: s.via,
+        request_id_header: HeaderName::from_bytes(s.request_id_header.as_bytes())
+            .unwrap_or(HeaderName::from_static("x-request-id")),
+        workers,
+    }
+}
+
+fn listeners(cfg: &Config) -> Result<Vec<ListenerSpec>, BuildError> {
+    let mut out = Vec::new();
+    if let Some(address) = cfg.listen {
+        out.push(ListenerSpec { name: "default".into(), address, http2: true, tls: None });
+    }
+    for l in &cfg.listeners {
+        let tls = match &l.tls {
+            Some(t) => Some(
+                tls::server_config(t, l.http2).map_err(|source| BuildError::Tls { listener: l.name.clone(), source })?,
+            ),
+            None => None,
+        };
+        out.push(ListenerSpec { name: l.name.as_str().into(), address: l.address, http2: l.http2, tls });
+    }
+    Ok(out)
+}
+
+fn compile_route(r: &model::Route, upstreams: &[Arc<Upstream>]) -> Result<(RouteSpec, RouteRt), BuildError> {
+    let err = |message: String| BuildError::Route { route: r.name.clone(), message };
+    let upstream = upstreams
+        .iter()
+        .position(|u| *u.name == *r.upstream)
+        .ok_or_else(|| err(format!("unknown upstream {:?}", r.upstream)))?;
+    let paths: Vec<&str> = if r.paths.is_empty() { vec!["/"] } else { r.paths.iter().map(String::as_str).collect() };
+    let patterns: Vec<Vec<Segment>> = paths.iter().map(|p| router::parse_pattern(p)).collect();
+    let methods = r
+        .methods
+        .iter()
+        .map(|m| Method::from_bytes(m.as_bytes()).map_err(|_| err(format!("invalid method {m:?}"))))
+        .collect::<Result<_, _>>()?;
+    let mut headers = Vec::new();
+    for (name, values) in &r.headers {
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| InvalidHeader(name.clone()))?;
+        let values = values
+            .values()
+            .iter()
+            .map(|v| HeaderValue::from_str(v).map_err(|_| InvalidHeader(name.to_string())))
+            .collect::<Result<_, _>>()?;
+        headers.push((name, values));
+    }
+    let spec = RouteSpec {
+        hosts: r.hosts.clone(),
+        paths: patterns.clone(),
+        prefix: r.path_type == PathType::Prefix,
+        conditions: Conditions { methods, headers },
+    };
+    let rt = RouteRt {
+        name: r.name.as_str().into(),
+        upstream,
+        strip_prefix: r.strip_prefix,
+        rewrite: r.rewrite.as_deref().map(compile_rewrite),
+        patterns,
+        request_headers: Transform::compile(&r.request_headers)?,
+        response_headers: Transform::compile(&r.response_headers)?,
+    };
+    Ok((spec, rt))
+}
+
+fn compile_rewrite(template: &str) -> Vec<RewritePart> {
+    let mut parts = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}').map(|c| open + c) else { break };
+        parts.push(RewritePart::Literal(rest[..open].to_owned()));
+        parts.push(RewritePart::Param(rest[open + 1..close].to_owned()));
+        rest = &rest[close + 1..];
+    }
+    parts.push(RewritePart::Literal(rest.to_owned()));
+    parts.retain(|p| !matches!(p, RewritePart::Literal(l) if l.is_empty()));
+    parts
+}
+
+impl RouteRt {
+    /// The path to send upstream: rewritten, stripped, or unchanged. The part of the
+    /// request path beyond a matched prefix is kept after a rewrite.
+    pub fn upstream_path<'a>(&self, m: &Match, path: &'a str) -> Cow<'a, str> {
+        let rest = &path[m.matched_len.min(path.len())..];
+        if let Some(parts) = &self.rewrite {
+            let pattern = &self.patterns[m.pattern];
+            let mut out = String::with_capacity(path.len() + 16);
+            for part in parts {
+                match part {
+                    RewritePart::Literal(l) => out.push_str(l),
+                    RewritePart::Param(name) => out.push_str(param(pattern, path, name).unwrap_or("")),
+                }
+            }
+            if !rest.is_empty() && !(m.matched_len == path.len()) {
+                push_joined(&mut out, rest);
+            }
+            return Cow::Owned(out);
+        }
+        if self.strip_prefix {
+            return if rest.is_empty() {
+                Cow::Borrowed("/")
+            } else if rest.starts_with('/') {
+                Cow::Borrowed(rest)
+            } else {
+                Cow::Owned(format!("/{rest}"))
+            };
+        }
+        Cow::Borrowed(path)
+    }
+}
+
+fn push_joined(out: &mut String, rest: &str) {
+    match (out.ends_with('/'), rest.starts_with('/')) {
+        (true, true) => out.push_str(&rest[1..]),
+        (false, false) => {
+            out.push('/');
+            out.push_str(rest);
+        }
+        _ => out.push_str(rest),
+    }
+}
+
+/// The request path's value for `{name}` in `pattern`.
+fn param<'a>(pattern: &[Segment], path: &'a str, name: &str) -> Option<&'a str> {
+    let index = pattern.iter().position(|s| matches!(s, Segment::Param(n) if &**n == name))?;
+    path.strip_prefix('/')?.split('/').nth(index)
+}
