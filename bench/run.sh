@@ -170,6 +170,31 @@ mem_kib() { # NAME FIELD (VmHWM = peak RSS, VmRSS = now) -> KiB summed over the 
   echo "$total"
 }
 
+# Other processes on the machine (a cargo build, ...) steal CPU from a run and make it slow and
+# noisy. CPU time of the whole machine minus ours (servers, load generator) says how much.
+cpu_sample() { # VAR: sets VAR to "total busy ours" in clock ticks (no subshell: $BASHPID is us)
+  local f ours=0 self
+  for f in "$RUN"/*.pid; do ours=$((ours + $(cpu_ticks "$(basename "$f" .pid)"))); done
+  self=$(<"/proc/$BASHPID/stat"); self=${self##*) }
+  read -r -a f <<<"$self"
+  ours=$((ours + f[11] + f[12] + f[13] + f[14]))   # this shell + children it waited for (wrk)
+  printf -v "$1" '%s' "$(awk -v o="$ours" 'NR == 1 { t = 0; for (i = 2; i <= 9; i++) t += $i
+                                                     print t, t - $5 - $6, o }' /proc/stat)"
+}
+
+other_cpu_end() { # KEY BEFORE: stores KEY.other (% of all CPU time used by others); warns
+  local t0 b0 o0 t1 b1 o1 pct after
+  cpu_sample after
+  read -r t0 b0 o0 <<<"$2"
+  read -r t1 b1 o1 <<<"$after"
+  pct=$(awk -v t=$((t1 - t0)) -v o=$(((b1 - b0) - (o1 - o0))) \
+    'BEGIN { p = t > 0 ? 100 * o / t : 0; if (p < 0) p = 0; printf "%.0f", p }')
+  put "$1.other" "$pct"
+  if ((pct > 10)); then
+    warn "$1: other processes used ${pct}% of the machine's CPU during this run; its numbers are low"
+  fi
+}
+
 kib_to_mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 
 reset_peak_rss() { # NAME: restart VmHWM from the current RSS (Linux >= 4.0); false if refused
@@ -458,9 +483,11 @@ warm_up() { # URL: opens client and upstream keep-alive connections, faults in m
   wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" "$1" >/dev/null
 }
 
-run_wrk() { # KEY URL: one measured run; stores KEY.{rps,p50,p99,requests,errors}
-  local key=$1 url=$2 f=$LOGS/wrk-$1.txt
+run_wrk() { # KEY URL: one measured run; stores KEY.{rps,p50,p99,requests,errors,other}
+  local key=$1 url=$2 f=$LOGS/wrk-$1.txt before
+  cpu_sample before
   wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$url" >"$f"
+  other_cpu_end "$key" "$before"
   local rps reqs p50 p99 non2xx sockerr
   rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$f")
   reqs=$(awk '/ requests in / {print $1}' "$f")
@@ -499,12 +526,14 @@ scenario_throughput() { # TARGET
 # Open-loop latency: every target gets the same fixed request rate (half of what nginx managed),
 # so p99 compares latency under equal load instead of at each one's own saturation point.
 scenario_fixed_rate() { # TARGET
-  local t=$1 url f log p50 p99
+  local t=$1 url f log p50 p99 before
   url="http://127.0.0.1:$(port_of "$t")/"
   f=$LOGS/h2load-fixed-$t.txt log=$LOGS/h2load-fixed-$t.log
+  cpu_sample before
   h2load --h1 -c"$CONNECTIONS" -t"$WRK_THREADS" --rps="$(get fixed.per_client)" \
     --warm-up-time="${WARMUP}s" -D "${DURATION}s" --log-file="$log" "$url" >"$f" 2>&1 ||
     { tail -n 20 "$f" >&2; die "h2load failed for $t"; }
+  other_cpu_end "fixed.$t" "$before"
   read_h2load "fixed.$t" "$f"
   # Percentiles from the per-request log (h2load itself prints only min/mean/max).
   read -r p50 p99 < <(cut -f3 "$log" | sort -n | awk '{ v[NR] = $1 }
@@ -547,15 +576,17 @@ read_h2load() { # KEY FILE -> KEY.rps (achieved), KEY.errors (failed, errored, t
 # HTTP/2 over cleartext (prior knowledge) from the client; every proxy still speaks HTTP/1.1 to
 # the upstream, and "direct" is nginx's own h2c.
 scenario_h2c() { # TARGET
-  local t=$1 url f
+  local t=$1 url f before
   url="http://127.0.0.1:$(h2_port_of "$t")/"
   f=$LOGS/h2load-h2c-$t.txt
   if ! h2load -n1 -c1 "$url" 2>&1 | grep -q '^status codes: 1 2xx'; then
     die "$t does not answer h2c prior knowledge on $url; h2c skipped for it"
   fi
+  cpu_sample before
   h2load -c"$CONNECTIONS" -t"$WRK_THREADS" -m"$H2_STREAMS" \
     --warm-up-time="${WARMUP}s" -D "${DURATION}s" "$url" >"$f" 2>&1 ||
     { tail -n 20 "$f" >&2; die "h2load failed for $t"; }
+  other_cpu_end "h2c.$t" "$before"
   read_h2load "h2c.$t" "$f"
   info "$t h2c: $(get "h2c.$t.rps") req/s, errors $(get "h2c.$t.errors")"
 }
@@ -670,12 +701,13 @@ report() {
   [[ $SKIP_STREAMING != 1 ]] || srss=skipped
 
   table=$(
-    echo "target|rps|p50 ms|p99 ms|fixed p50 ms|fixed p99 ms|fixed rps|CPU µs/req|peak RSS MiB|h2c rps|errors"
+    echo "target|rps|p50 ms|p99 ms|fixed p50 ms|fixed p99 ms|fixed rps|CPU µs/req|peak RSS MiB|h2c rps|errors|other CPU %"
     for t in "${TARGETS[@]}"; do
-      printf '%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s\n' "$t" "$(get "$t.rps")" "$(get "$t.p50")" \
+      printf '%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s\n' "$t" "$(get "$t.rps")" "$(get "$t.p50")" \
         "$(get "$t.p99")" "$(get "fixed.$t.p50")" "$(get "fixed.$t.p99")" "$(get "fixed.$t.rps")" \
         "$(get "$t.cpu_us")" "$(get "$t.rss_mib")" "$(get "h2c.$t.rps")" \
-        "$(get "$t.errors")/$(get "fixed.$t.errors")/$(get "h2c.$t.errors")"
+        "$(get "$t.errors")/$(get "fixed.$t.errors")/$(get "h2c.$t.errors")" \
+        "$(get "$t.other")/$(get "fixed.$t.other")/$(get "h2c.$t.other")"
     done
   )
   summary=$(
@@ -691,7 +723,9 @@ report() {
   )
   extra=$(
     echo "Fixed rate: $(get fixed.rate) req/s in total. errors = failed or non-2xx requests in the wrk / fixed-rate / h2c runs."
+    echo "other CPU % = share of the machine's CPU used by processes outside the benchmark during the wrk / fixed-rate / h2c runs; above ~10% that row's numbers are depressed, rerun on a quiet machine."
     echo "direct = the upstream nginx alone ($UPSTREAM_WORKERS worker); its CPU and RSS columns are the upstream's own."
+    echo "$ROUTES routes: $(get routes.rps) req/s (p50 $(get routes.p50) ms, p99 $(get routes.p99) ms, errors $(get routes.errors), other CPU $(get routes.other)%)."
     echo "Turnpike startup: $(get turnpike.startup_ms) ms with 1 route, $(get routes.startup_ms) ms with $ROUTES routes (idle RSS then $(get routes.idle_mib) MiB)."
     if [[ $SKIP_STREAMING == 1 ]]; then echo "Streaming: skipped (SKIP_STREAMING=1)."; else
     echo "Streaming ${STREAM_MIB} MiB: upload $(get stream.up_mibs) MiB/s (peak RSS $(get stream.up_rss) MiB), download $(get stream.down_mibs) MiB/s (peak RSS $(get stream.down_rss) MiB)."; fi

@@ -492,3 +492,109 @@ pub(crate) fn describe(value: &Value) -> String {
         Value::Object(_) => "a mapping".to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(text: &str) -> Document {
+        match parse(text) {
+            Ok(d) => d,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+
+    fn at(d: &Document, path: &str) -> (usize, usize) {
+        let p = d.index.value_pos(path);
+        (p.line, p.column)
+    }
+
+    #[test]
+    fn core_schema() {
+        let cases = [
+            ("~", Value::Null),
+            ("", Value::Null),
+            ("True", Value::Bool(true)),
+            ("false", Value::Bool(false)),
+            ("42", Value::from(42)),
+            ("-7", Value::from(-7)),
+            ("+7", Value::from(7)),
+            ("0x1F", Value::from(31)),
+            ("0o17", Value::from(15)),
+            ("1.5", Value::from(1.5)),
+            ("1e3", Value::from(1000.0)),
+            (".5", Value::from(0.5)),
+            ("yes", Value::from("yes")),
+            ("127.0.0.1:8000", Value::from("127.0.0.1:8000")),
+            ("1.2.3", Value::from("1.2.3")),
+            ("0x", Value::from("0x")),
+            (".inf", Value::from(".inf")),
+        ];
+        for (text, want) in cases {
+            assert_eq!(resolve_plain(text), want, "{text}");
+        }
+        let d = doc("a: '42'\nb: \"true\"\nc: 42\nd: !!str 42\n");
+        assert_eq!(d.value, serde_json::json!({"a": "42", "b": "true", "c": 42, "d": "42"}));
+    }
+
+    #[test]
+    fn positions_are_one_based_for_keys_and_values() {
+        let d = doc("server:\n  max_headers: 10\nroutes:\n  - name: a\n    paths: [/x, \"/y\"]\n  - {name: b}\n");
+        assert_eq!(at(&d, ""), (1, 1));
+        assert_eq!(at(&d, "server"), (2, 3));
+        assert_eq!(at(&d, "server.max_headers"), (2, 16));
+        let key = d.index.key_pos("server.max_headers");
+        assert_eq!((key.line, key.column), (2, 3));
+        assert_eq!(at(&d, "routes[0]"), (4, 5));
+        assert_eq!(at(&d, "routes[0].paths[1]"), (5, 17));
+        assert_eq!(at(&d, "routes[1]"), (6, 5));
+        assert_eq!(at(&d, "routes[1].name"), (6, 12));
+        // Unrecorded paths fall back to the nearest recorded parent.
+        assert_eq!(at(&d, "routes[1].upstream"), (6, 5));
+        assert_eq!(at(&d, "nowhere.at.all"), (1, 1));
+    }
+
+    #[test]
+    fn empty_values_point_at_their_key() {
+        let d = doc("server:\n  via:\nroutes: []\n");
+        assert_eq!(d.value["server"]["via"], Value::Null);
+        assert_eq!(at(&d, "server.via"), (2, 3));
+    }
+
+    #[test]
+    fn aliases_copy_the_value_and_its_positions() {
+        let d = doc("a: &x {k: [1, 2]}\nb: *x\nc:\n  <<: *x\n  j: 3\n");
+        assert_eq!(d.value["b"], serde_json::json!({"k": [1, 2]}));
+        assert_eq!(d.value["c"], serde_json::json!({"k": [1, 2], "j": 3}));
+        assert_eq!(at(&d, "b"), (2, 4));
+        assert_eq!(at(&d, "b.k[1]"), (1, 15));
+        assert_eq!(at(&d, "c.k[1]"), (1, 15));
+    }
+
+    #[test]
+    fn merge_keeps_explicit_keys_and_earlier_sources() {
+        let d = doc("a: &a {x: 1, y: 1}\nb: &b {x: 2, z: 2}\nc:\n  <<: [*a, *b]\n  y: 3\n");
+        assert_eq!(d.value["c"], serde_json::json!({"x": 1, "y": 3, "z": 2}));
+        assert_eq!(at(&d, "c.z"), (2, 17));
+    }
+
+    #[test]
+    fn structure_errors_keep_the_rest_of_the_document() {
+        let d = doc("a: 1\na: 2\nb: 3\n");
+        assert_eq!(d.value, serde_json::json!({"a": 1, "b": 3}));
+        let e = &d.errors[0];
+        assert_eq!((e.pos.line, e.pos.column, e.path.as_str()), (2, 1, "a"));
+        assert_eq!(e.message, "duplicate key `a` (first defined at line 1)");
+    }
+
+    #[test]
+    fn alias_bombs_are_refused() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..8 {
+            let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+            text.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        let d = doc(&text);
+        assert!(d.errors.iter().any(|e| e.message.contains("aliases expand to more than")));
+    }
+}

@@ -44,6 +44,8 @@ pub async fn forward(
     up.budget.deposit();
     let mut tried = [usize::MAX; MAX_TRIED];
     let mut last_err = GatewayError::NoHealthyTarget;
+    // A retryable failure response, returned as is if no retry does better.
+    let mut last_resp = None;
     for attempt in 0..max_attempts {
         if attempt > 0 && !up.budget.withdraw() {
             break;
@@ -51,7 +53,10 @@ pub async fn forward(
         if up.breaker.as_ref().is_some_and(|b| !b.allow()) {
             return Err(GatewayError::CircuitOpen);
         }
-        let Some(idx) = up.balancer.pick(&up.targets, hash, &tried[..attempt]) else {
+        // Another target when there is one; the same one again when it is all we have.
+        let picked = up.balancer.pick(&up.targets, hash, &tried[..attempt]);
+        let Some(idx) = picked.or_else(|| (attempt > 0).then(|| up.balancer.pick(&up.targets, hash, &[])).flatten())
+        else {
             break;
         };
         tried[attempt] = idx;
@@ -68,7 +73,7 @@ pub async fn forward(
                 let failed = is_failure_status(resp.status(), &settings.retry_statuses);
                 up.record(idx, !failed, Some(started.elapsed()));
                 if failed && idempotent && !last {
-                    last_err = GatewayError::UpstreamUnreachable;
+                    last_resp = Some(resp);
                     continue;
                 }
                 return Ok(resp);
@@ -94,7 +99,7 @@ pub async fn forward(
             }
         }
     }
-    Err(last_err)
+    last_resp.ok_or(last_err)
 }
 
 fn build_request(

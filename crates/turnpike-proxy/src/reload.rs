@@ -38,13 +38,14 @@ pub fn reload_and_log(shared: &Shared, path: &Path) {
 /// caught as well as in-place writes. Runs until the gateway stops.
 pub fn watch_file(shared: Arc<Shared>, path: PathBuf, every: Duration) {
     let handle = shared.control().clone();
+    // Taken now, not in the task, so a change made right after this call is not missed.
+    let mut last = std::fs::read(&path).ok();
     handle.spawn(async move {
-        let mut last = fingerprint(&path).await;
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let now = fingerprint(&path).await;
+            let now = tokio::fs::read(&path).await.ok();
             if now != last && now.is_some() {
                 last = now;
                 let (shared, path) = (shared.clone(), path.clone());
@@ -53,9 +54,4 @@ pub fn watch_file(shared: Arc<Shared>, path: PathBuf, every: Duration) {
             }
         }
     });
-}
-
-async fn fingerprint(path: &Path) -> Option<(u64, Vec<u8>)> {
-    let bytes = tokio::fs::read(path).await.ok()?;
-    Some((bytes.len() as u64, bytes))
 }

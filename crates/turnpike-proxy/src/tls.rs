@@ -1,14 +1,22 @@
 //! TLS termination: rustls server configs with certificates chosen by SNI (exact names
 //! and `*.wildcards`), TLS 1.2 and 1.3 only, ALPN for HTTP/2.
+//!
+//! A certificate's `hosts` are the SNI names it serves; one listed without `hosts`
+//! serves the names in the certificate itself (its subject alternative names). Names
+//! nothing claims, and clients without SNI, get the first certificate. Every file is read
+//! when a snapshot is built, so a reload picks up renewed certificates for new
+//! connections; a certificate whose key does not match fails the build, naming the files.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufReader;
 use std::sync::Arc;
 
+use rustls::InconsistentKeys;
+use rustls::client::verify_server_name;
 use rustls::crypto::ring::sign::any_supported_type;
-use rustls::pki_types::CertificateDer;
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::server::{ClientHello, ParsedCertificate, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use turnpike_config::model;
 
@@ -19,6 +27,8 @@ pub enum TlsError {
     Read { path: String, source: std::io::Error },
     #[error("{path}: no PEM certificate found")]
     NoCert { path: String },
+    #[error("{path}: the certificate cannot be parsed: {source}")]
+    BadCert { path: String, source: rustls::Error },
     #[error("{path}: no PEM private key found (PKCS#8, PKCS#1 or SEC1 expected)")]
     NoKey { path: String },
     #[error("{path}: unsupported private key: {source}")]
@@ -31,45 +41,76 @@ pub enum TlsError {
 
 #[derive(Debug, Default)]
 struct SniResolver {
+    /// Names listed in `hosts`.
     exact: HashMap<String, Arc<CertifiedKey>>,
-    /// Keyed by the suffix after `*`, e.g. `.example.com`.
+    /// `hosts` wildcards, keyed by the suffix after `*`, e.g. `.example.com`.
     wildcard: HashMap<String, Arc<CertifiedKey>>,
+    /// Certificates listed without `hosts`: they serve the names in the certificate itself.
+    by_contents: Vec<Arc<CertifiedKey>>,
+    /// Served when the client sends no SNI or a name nothing claims: the first certificate.
     default: Option<Arc<CertifiedKey>>,
+}
+
+impl SniResolver {
+    /// The certificate for `name`: configured names first (exact, then wildcard), then
+    /// the names inside certificates listed without `hosts`, then the default.
+    fn pick(&self, name: &str) -> Option<Arc<CertifiedKey>> {
+        let name = name.to_ascii_lowercase();
+        if let Some(ck) = self.exact.get(&name) {
+            return Some(ck.clone());
+        }
+        // A wildcard covers exactly one label: `*.example.com` serves `a.example.com`
+        // but neither `example.com` nor `a.b.example.com`.
+        let suffix = name.find('.').map(|i| &name[i..]);
+        if let Some(ck) = suffix.and_then(|s| self.wildcard.get(s)) {
+            return Some(ck.clone());
+        }
+        if !self.by_contents.is_empty() {
+            if let Ok(server_name) = ServerName::try_from(name.as_str()) {
+                if let Some(ck) = self.by_contents.iter().find(|ck| certificate_names(ck, &server_name)) {
+                    return Some(ck.clone());
+                }
+            }
+        }
+        self.default.clone()
+    }
+}
+
+/// True when the leaf certificate's subject alternative names cover `name`.
+fn certificate_names(ck: &CertifiedKey, name: &ServerName<'_>) -> bool {
+    ck.end_entity_cert()
+        .ok()
+        .and_then(|leaf| ParsedCertificate::try_from(leaf).ok())
+        .is_some_and(|parsed| verify_server_name(&parsed, name).is_ok())
 }
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let Some(name) = hello.server_name().map(str::to_ascii_lowercase) else {
-            return self.default.clone();
-        };
-        if let Some(ck) = self.exact.get(&name) {
-            return Some(ck.clone());
+        match hello.server_name() {
+            Some(name) => self.pick(name),
+            None => self.default.clone(),
         }
-        let suffix = name.find('.').map(|i| &name[i..]);
-        suffix.and_then(|s| self.wildcard.get(s)).cloned().or_else(|| self.default.clone())
     }
 }
 
 /// Builds the server config of one TLS listener, reading every certificate and key.
 pub fn server_config(cfg: &model::ListenerTls, http2: bool) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let mut resolver = SniResolver::default();
-    let (mut catch_all, mut first) = (None, None);
     for cert in &cfg.certificates {
         let key = Arc::new(load_certified_key(cert)?);
         for host in &cert.hosts {
             let host = host.to_ascii_lowercase();
+            // The first certificate that lists a name serves it.
             match host.strip_prefix('*') {
-                Some(suffix) => resolver.wildcard.insert(suffix.to_owned(), key.clone()),
-                None => resolver.exact.insert(host, key.clone()),
+                Some(suffix) => resolver.wildcard.entry(suffix.to_owned()).or_insert_with(|| key.clone()),
+                None => resolver.exact.entry(host).or_insert_with(|| key.clone()),
             };
         }
-        if cert.hosts.is_empty() && catch_all.is_none() {
-            catch_all = Some(key.clone());
+        if cert.hosts.is_empty() {
+            resolver.by_contents.push(key.clone());
         }
-        first.get_or_insert(key);
+        resolver.default.get_or_insert(key);
     }
-    // Names no certificate claims get the first one without `hosts`, else the first one.
-    resolver.default = catch_all.or(first);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
@@ -95,12 +136,9 @@ fn load_certified_key(cert: &model::Certificate) -> Result<CertifiedKey, TlsErro
     let signing = any_supported_type(&key).map_err(|source| TlsError::BadKey { path: cert.key.clone(), source })?;
     let certified = CertifiedKey::new(chain, signing);
     match certified.keys_match() {
-        Ok(()) => {}
-        Err(rustls::Error::InconsistentKeys(_)) => {
-            return Err(TlsError::Mismatch { cert: cert.cert.clone(), key: cert.key.clone() });
-        }
         // Key types whose public key rustls cannot derive are checked at handshake time.
-        Err(_) => {}
+        Ok(()) | Err(rustls::Error::InconsistentKeys(InconsistentKeys::Unknown)) => Ok(certified),
+        Err(rustls::Error::InconsistentKeys(_)) => Err(TlsError::Mismatch { cert: cert.cert.clone(), key: cert.key.clone() }),
+        Err(source) => Err(TlsError::BadCert { path: cert.cert.clone(), source }),
     }
-    Ok(certified)
 }

@@ -21,7 +21,7 @@ pub(super) fn check(c: &mut Checker<'_>, parsed: &Parsed) {
     upstreams.extend(parsed.broken_upstream_names.iter().map(String::as_str));
     upstreams.sort_unstable();
     upstreams.dedup();
-    let mut seen: HashMap<(MatchKey, String), (String, &str)> = HashMap::new();
+    let mut seen: HashMap<(MatchKey, String), Seen<'_>> = HashMap::new();
     for (at, route) in &routes {
         if !parsed.upstreams_unknown {
             upstream_exists(c, at, route, &upstreams);
@@ -177,13 +177,17 @@ impl MatchKey {
     }
 }
 
+/// The first route to claim some criteria: its path, the path of the claiming entry in
+/// its `paths`, and its name.
+type Seen<'r> = (String, String, &'r str);
+
 /// A route with the same criteria and a path in common with an earlier route can never
 /// be chosen; report it at that path, naming the earlier route.
 fn unreachable<'r>(
     c: &mut Checker<'_>,
     at: &str,
     route: &'r Route,
-    seen: &mut HashMap<(MatchKey, String), (String, &'r str)>,
+    seen: &mut HashMap<(MatchKey, String), Seen<'r>>,
 ) {
     let key = MatchKey::of(route);
     let paths: Vec<(String, &str)> = if route.paths.is_empty() {
@@ -196,20 +200,21 @@ fn unreachable<'r>(
             continue;
         }
         let slot = (key.clone(), lexical::normalise_template(p));
-        if let Some((first_at, first_name)) = seen.get(&slot) {
-            let line = c.line(first_at);
+        if let Some((first_at, first_path, first_name)) = seen.get(&slot) {
             if first_at == at {
+                let line = c.line(first_path);
                 let msg = format!("path {p:?} matches the same requests as an earlier path of this route (line {line})");
                 c.err(path, msg);
                 continue;
             }
+            let line = c.line(first_at);
             let msg = format!(
                 "route `{}` can never be chosen for {p:?}: route `{first_name}` (line {line}) matches the same hosts, path, methods and headers first",
                 route.name
             );
             c.err(path, msg);
         } else {
-            seen.insert(slot, (at.to_owned(), &route.name));
+            seen.insert(slot, (at.to_owned(), path, &route.name));
         }
     }
 }

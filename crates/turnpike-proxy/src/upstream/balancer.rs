@@ -118,9 +118,15 @@ fn gcd(a: i64, b: i64) -> i64 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
-/// FNV-1a: stable across nodes and versions, so every gateway maps a key the same way.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+/// FNV-1a with a murmur3 finaliser: stable across nodes and versions, so every gateway
+/// maps a key the same way; the finaliser spreads similar keys over the whole ring.
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut h = bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 fn ring(targets: &[Target]) -> Vec<(u64, u16)> {
@@ -130,7 +136,7 @@ fn ring(targets: &[Target]) -> Vec<(u64, u16)> {
     for (i, t) in targets.iter().enumerate() {
         let points = (u64::from(t.weight) * POINTS_PER_WEIGHT / scale).max(1);
         for p in 0..points {
-            ring.push((fnv1a(format!("{}#{p}", t.url).as_bytes()), u16::try_from(i).unwrap_or(0)));
+            ring.push((stable_hash(format!("{}#{p}", t.url).as_bytes()), u16::try_from(i).unwrap_or(0)));
         }
     }
     ring.sort_unstable();
@@ -139,13 +145,13 @@ fn ring(targets: &[Target]) -> Vec<(u64, u16)> {
 
 fn hash_key(on: &HashOn, ctx: &PickCtx<'_>) -> Option<u64> {
     match on {
-        HashOn::Header(name) => ctx.headers.get(name.as_str()).map(|v| fnv1a(v.as_bytes())),
-        HashOn::Cookie(name) => cookie(ctx.headers, name).map(|v| fnv1a(v.as_bytes())),
+        HashOn::Header(name) => ctx.headers.get(name.as_str()).map(|v| stable_hash(v.as_bytes())),
+        HashOn::Cookie(name) => cookie(ctx.headers, name).map(|v| stable_hash(v.as_bytes())),
         HashOn::ClientIp => Some(match ctx.client_ip {
-            IpAddr::V4(ip) => fnv1a(&ip.octets()),
-            IpAddr::V6(ip) => fnv1a(&ip.octets()),
+            IpAddr::V4(ip) => stable_hash(&ip.octets()),
+            IpAddr::V6(ip) => stable_hash(&ip.octets()),
         }),
-        HashOn::Path => Some(fnv1a(ctx.path.as_bytes())),
+        HashOn::Path => Some(stable_hash(ctx.path.as_bytes())),
     }
 }
 

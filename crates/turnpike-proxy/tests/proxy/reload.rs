@@ -1,0 +1,74 @@
+//! Hot reload and graceful shutdown: config swaps under load lose no request, a bad file
+//! is refused while the old config keeps serving, and shutdown drains in-flight requests.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use turnpike_proxy::reload;
+use turnpike_testkit::{MockUpstream, Reply, TestGateway};
+
+fn config(url: &str, path: &str) -> String {
+    format!(
+        "listen: 127.0.0.1:0\nupstreams:\n  - name: backend\n    targets: [{{url: \"{url}\"}}]\nroutes:\n  - {{name: r, paths: [\"{path}\"], upstream: backend}}\n"
+    )
+}
+
+#[tokio::test]
+async fn reload_under_load_fails_no_request() {
+    let (a, b) = (MockUpstream::named("a").await, MockUpstream::named("b").await);
+    let gw = Arc::new(TestGateway::start_from_file(&config(&a.url(), "/")).await);
+    let load = {
+        let gw = gw.clone();
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for _ in 0..600 {
+                statuses.push(gw.get("/x").await.status.as_u16());
+            }
+            statuses
+        })
+    };
+    for i in 0..10 {
+        let url = if i % 2 == 0 { b.url() } else { a.url() };
+        gw.write_config(&config(&url, "/"));
+        reload::reload_file(gw.gateway.shared(), gw.config_path()).expect("valid config reloads");
+        tokio::task::yield_now().await;
+    }
+    let statuses = load.await.unwrap();
+    assert!(statuses.iter().all(|s| *s == 200), "failed: {:?}", statuses.iter().filter(|s| **s != 200).count());
+    assert_eq!(gw.get("/").await.text(), "a", "the last config (a) serves");
+}
+
+#[tokio::test]
+async fn watched_file_change_applies_and_bad_file_is_refused() {
+    let (a, b) = (MockUpstream::named("a").await, MockUpstream::named("b").await);
+    let gw = TestGateway::start_from_file(&config(&a.url(), "/")).await;
+    reload::watch_file(gw.gateway.shared().clone(), gw.config_path().to_owned(), Duration::from_millis(20));
+    gw.write_config(&config(&b.url(), "/"));
+    let start = Instant::now();
+    while gw.get("/").await.text() != "b" {
+        assert!(start.elapsed() < Duration::from_secs(5), "watched change not applied");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let bad = format!("{}  - {{name: r2, paths: [\"/x\"], upstream: nowhere}}\n", config(&a.url(), "/"));
+    gw.write_config(&bad);
+    let err = reload::reload_file(gw.gateway.shared(), gw.config_path()).expect_err("bad config is refused");
+    let text = err.to_string();
+    assert!(text.contains("turnpike.yaml:7:") && text.contains("nowhere"), "{text}");
+    assert_eq!(gw.get("/").await.text(), "b", "old config keeps serving");
+}
+
+#[tokio::test]
+async fn shutdown_drains_in_flight_requests() {
+    let slow = MockUpstream::start(|_| Reply::ok("done").delay(Duration::from_millis(300))).await;
+    let gw = TestGateway::start(&config(&slow.url(), "/")).await;
+    let (client, url, addr) = (gw.client.clone(), gw.url("/"), gw.addr);
+    let in_flight = tokio::spawn(async move { client.get(&url).await });
+    while slow.hits() == 0 {
+        tokio::task::yield_now().await;
+    }
+    gw.gateway.shutdown().await;
+    let resp = in_flight.await.unwrap();
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.text(), "done");
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no longer accepting");
+}
