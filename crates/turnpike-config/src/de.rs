@@ -101,7 +101,9 @@ fn list<'a, T: DeserializeOwned>(
     name: &str,
     problems: &mut Vec<Problem>,
 ) -> (Vec<T>, Vec<usize>, Option<Broken<'a>>) {
-    let Some(value) = value else { return (Vec::new(), Vec::new(), None) };
+    let Some(value) = value else {
+        return (Vec::new(), Vec::new(), None);
+    };
     let Value::Array(items) = value else {
         // Let serde describe the mismatch ("invalid type: map, expected a sequence").
         return match one::<Vec<T>>(value, name, problems) {
@@ -206,7 +208,9 @@ fn lookup<'a>(value: &'a Value, steps: &[Step]) -> Option<&'a Value> {
 
 /// Removes the mapping entry that the last step names.
 fn remove(value: &mut Value, steps: &[Step]) -> Option<()> {
-    let (Step::Key(key), parents) = steps.split_last()? else { return None };
+    let (Step::Key(key), parents) = steps.split_last()? else {
+        return None;
+    };
     let mut v = value;
     for step in parents {
         v = match step {

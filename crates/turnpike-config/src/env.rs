@@ -78,7 +78,11 @@ fn expand(s: &str, env: Env<'_>) -> Result<String, Vec<String>> {
         }
     }
     out.push_str(rest);
-    if errors.is_empty() { Ok(out) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
 }
 
 /// Resolves the inside of one `${...}`.
@@ -87,7 +91,10 @@ fn lookup(reference: &str, env: Env<'_>) -> Result<String, String> {
         Some((name, default)) => (name, Some(default)),
         None => (reference, None),
     };
-    let valid = name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+    let valid = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if !valid {
         return Err(format!(

@@ -22,7 +22,11 @@ struct PathPrefix<'a>(&'a str);
 
 impl fmt::Display for PathPrefix<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() { Ok(()) } else { write!(f, "{}: ", self.0) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            write!(f, "{}: ", self.0)
+        }
     }
 }
 
@@ -80,7 +84,10 @@ mod tests {
 
     #[test]
     fn display_with_and_without_path() {
-        assert_eq!(error("routes[0].upstream", "bad").to_string(), "gw.yaml:3:7: routes[0].upstream: bad");
+        assert_eq!(
+            error("routes[0].upstream", "bad").to_string(),
+            "gw.yaml:3:7: routes[0].upstream: bad"
+        );
         assert_eq!(error("", "bad").to_string(), "gw.yaml:3:7: bad");
     }
 
@@ -89,6 +96,9 @@ mod tests {
         let one = ConfigErrors::Invalid(vec![error("a", "x")]);
         assert_eq!(one.to_string(), "gw.yaml:3:7: a: x\n1 error");
         let two = ConfigErrors::Invalid(vec![error("a", "x"), error("", "y")]);
-        assert_eq!(two.to_string(), "gw.yaml:3:7: a: x\ngw.yaml:3:7: y\n2 errors");
+        assert_eq!(
+            two.to_string(),
+            "gw.yaml:3:7: a: x\ngw.yaml:3:7: y\n2 errors"
+        );
     }
 }

@@ -27,7 +27,9 @@ pub(crate) fn header_name(name: &str) -> Result<(), String> {
 /// Field values per RFC 9110 §5.5: visible characters, spaces and tabs; CR and LF would
 /// let a value inject headers.
 pub(crate) fn header_value(value: &str) -> Result<(), String> {
-    let bad = value.bytes().find(|&b| !(b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80));
+    let bad = value
+        .bytes()
+        .find(|&b| !(b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80));
     match bad {
         None => Ok(()),
         Some(b) => Err(format!(
@@ -39,12 +41,16 @@ pub(crate) fn header_value(value: &str) -> Result<(), String> {
 pub(crate) fn method(method: &str) -> Result<(), String> {
     if method.bytes().any(|b| b.is_ascii_lowercase()) {
         let upper = method.to_ascii_uppercase();
-        return Err(format!("method `{method}` must be upper-case: write `{upper}` (methods are case-sensitive)"));
+        return Err(format!(
+            "method `{method}` must be upper-case: write `{upper}` (methods are case-sensitive)"
+        ));
     }
     if is_token(method) {
         Ok(())
     } else {
-        Err(format!("invalid method {method:?}: expected a token such as GET, POST or PURGE"))
+        Err(format!(
+            "invalid method {method:?}: expected a token such as GET, POST or PURGE"
+        ))
     }
 }
 
@@ -53,8 +59,12 @@ pub(crate) fn host_pattern(host: &str) -> Result<(), String> {
     if let Some(inner) = host.strip_prefix('[') {
         return match inner.split_once(']') {
             Some((ip, "")) if ip.parse::<Ipv6Addr>().is_ok() => Ok(()),
-            Some((ip, port)) if port.starts_with(':') => Err(port_message(host, &format!("[{ip}]"))),
-            _ => Err(format!("invalid host {host:?}: expected an IPv6 address in brackets, e.g. [::1]")),
+            Some((ip, port)) if port.starts_with(':') => {
+                Err(port_message(host, &format!("[{ip}]")))
+            }
+            _ => Err(format!(
+                "invalid host {host:?}: expected an IPv6 address in brackets, e.g. [::1]"
+            )),
         };
     }
     if let Some((name, port)) = host.rsplit_once(':') {
@@ -89,7 +99,9 @@ pub(crate) fn hostname(name: &str) -> Result<(), String> {
         return Err("a host name is at most 253 characters".to_owned());
     }
     for label in name.split('.') {
-        let valid_chars = label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let valid_chars = label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if label.is_empty() || label.len() > 63 || !valid_chars {
             return Err(format!(
                 "label {label:?} must be 1 to 63 letters, digits or `-`"
@@ -103,7 +115,9 @@ pub(crate) fn hostname(name: &str) -> Result<(), String> {
 }
 
 fn is_identifier(name: &str) -> bool {
-    name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+    name.bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
@@ -118,10 +132,14 @@ pub(crate) fn path_template(path: &str) -> Result<Vec<&str>, String> {
         ));
     }
     if path.contains(['?', '#']) {
-        return Err(format!("path {path:?} must not contain a query (`?`) or fragment (`#`)"));
+        return Err(format!(
+            "path {path:?} must not contain a query (`?`) or fragment (`#`)"
+        ));
     }
     if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
-        return Err(format!("path {path:?} must not contain spaces or control characters; percent-encode them"));
+        return Err(format!(
+            "path {path:?} must not contain spaces or control characters; percent-encode them"
+        ));
     }
     let mut params = Vec::new();
     for segment in path.split('/') {
@@ -150,7 +168,13 @@ pub(crate) fn path_template(path: &str) -> Result<Vec<&str>, String> {
 /// The path with every `{param}` replaced by `{}`, so `/u/{id}` and `/u/{uid}` compare equal.
 pub(crate) fn normalise_template(path: &str) -> String {
     path.split('/')
-        .map(|s| if s.starts_with('{') && s.ends_with('}') { "{}" } else { s })
+        .map(|s| {
+            if s.starts_with('{') && s.ends_with('}') {
+                "{}"
+            } else {
+                s
+            }
+        })
         .collect::<Vec<_>>()
         .join("/")
 }
@@ -179,11 +203,16 @@ pub(crate) fn rewrite_params(rewrite: &str) -> Result<Vec<&str>, String> {
 /// An upstream target: `http://host:port` or `https://host:port`, nothing more.
 pub(crate) fn target_url(url: &str) -> Result<(), String> {
     let expected = "expected http://host:port or https://host:port";
-    let Some(rest) = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")) else {
+    let Some(rest) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    else {
         return Err(format!("invalid target URL {url:?}: {expected}"));
     };
     if rest.contains(['?', '#']) {
-        return Err(format!("target URL {url:?} must not have a query or fragment; {expected}"));
+        return Err(format!(
+            "target URL {url:?} must not have a query or fragment; {expected}"
+        ));
     }
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     if !path.is_empty() && path != "/" {
@@ -192,12 +221,18 @@ pub(crate) fn target_url(url: &str) -> Result<(), String> {
         ));
     }
     if authority.contains('@') {
-        return Err(format!("target URL {url:?} must not contain credentials (`user@`); {expected}"));
+        return Err(format!(
+            "target URL {url:?} must not contain credentials (`user@`); {expected}"
+        ));
     }
     let (host, port) = match authority.strip_prefix('[') {
         Some(v6) => match v6.split_once(']') {
             Some((ip, port)) if ip.parse::<Ipv6Addr>().is_ok() => (None, port.strip_prefix(':')),
-            _ => return Err(format!("target URL {url:?} has an invalid IPv6 address; {expected}")),
+            _ => {
+                return Err(format!(
+                    "target URL {url:?} has an invalid IPv6 address; {expected}"
+                ));
+            }
         },
         None => match authority.rsplit_once(':') {
             Some((host, port)) => (Some(host), Some(port)),
@@ -210,7 +245,9 @@ pub(crate) fn target_url(url: &str) -> Result<(), String> {
     match port.map(str::parse::<u16>) {
         Some(Ok(p)) if p != 0 => Ok(()),
         None => Err(format!("target URL {url:?} has no port; {expected}")),
-        Some(_) => Err(format!("target URL {url:?} has an invalid port; expected 1 to 65535")),
+        Some(_) => Err(format!(
+            "target URL {url:?} has an invalid port; expected 1 to 65535"
+        )),
     }
 }
 
@@ -220,21 +257,60 @@ mod tests {
 
     #[test]
     fn hosts() {
-        for ok in ["example.com", "API.Example.com", "*.example.com", "localhost", "10.0.0.1", "[::1]"] {
+        for ok in [
+            "example.com",
+            "API.Example.com",
+            "*.example.com",
+            "localhost",
+            "10.0.0.1",
+            "[::1]",
+        ] {
             assert_eq!(host_pattern(ok), Ok(()), "{ok}");
         }
-        for bad in ["", "a.*.com", "*", "*example.com", "exa mple.com", "-a.com", "a..com", "a.com.", "[::1"] {
+        for bad in [
+            "",
+            "a.*.com",
+            "*",
+            "*example.com",
+            "exa mple.com",
+            "-a.com",
+            "a..com",
+            "a.com.",
+            "[::1",
+        ] {
             assert!(host_pattern(bad).is_err(), "{bad}");
         }
-        assert!(host_pattern("example.com:8080").err().unwrap_or_default().contains("must not include a port"));
-        assert!(host_pattern("[::1]:80").err().unwrap_or_default().contains("must not include a port"));
+        assert!(
+            host_pattern("example.com:8080")
+                .err()
+                .unwrap_or_default()
+                .contains("must not include a port")
+        );
+        assert!(
+            host_pattern("[::1]:80")
+                .err()
+                .unwrap_or_default()
+                .contains("must not include a port")
+        );
     }
 
     #[test]
     fn templates() {
-        assert_eq!(path_template("/users/{id}/posts/{post_id}"), Ok(vec!["id", "post_id"]));
+        assert_eq!(
+            path_template("/users/{id}/posts/{post_id}"),
+            Ok(vec!["id", "post_id"])
+        );
         assert_eq!(path_template("/"), Ok(vec![]));
-        for bad in ["users", "/a/*", "/a/x{id}", "/a/{1d}", "/a/{id}/{id}", "/a/{}", "/a/{{id}}", "/a b"] {
+        for bad in [
+            "users",
+            "/a/*",
+            "/a/x{id}",
+            "/a/{1d}",
+            "/a/{id}/{id}",
+            "/a/{}",
+            "/a/{{id}}",
+            "/a b",
+        ] {
             assert!(path_template(bad).is_err(), "{bad}");
         }
         assert_eq!(normalise_template("/u/{id}/x"), "/u/{}/x");
@@ -245,7 +321,11 @@ mod tests {
 
     #[test]
     fn urls() {
-        for ok in ["http://127.0.0.1:9000", "https://api.internal:443/", "http://[::1]:80"] {
+        for ok in [
+            "http://127.0.0.1:9000",
+            "https://api.internal:443/",
+            "http://[::1]:80",
+        ] {
             assert_eq!(target_url(ok), Ok(()), "{ok}");
         }
         for bad in [
@@ -267,7 +347,12 @@ mod tests {
     #[test]
     fn methods_and_headers() {
         assert_eq!(method("GET"), Ok(()));
-        assert!(method("get").err().unwrap_or_default().contains("write `GET`"));
+        assert!(
+            method("get")
+                .err()
+                .unwrap_or_default()
+                .contains("write `GET`")
+        );
         assert!(method("G T").is_err());
         assert_eq!(header_name("X-Request-Id"), Ok(()));
         assert!(header_name("x id").is_err());

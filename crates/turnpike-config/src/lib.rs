@@ -28,8 +28,10 @@ pub use model::Config;
 /// Reads, substitutes (from the process environment), deserializes and validates the
 /// configuration file at `path`.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigErrors::Io { file: path.to_owned(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigErrors::Io {
+        file: path.to_owned(),
+        source,
+    })?;
     load_str(&text, path, &|name| std::env::var(name).ok())
 }
 

@@ -223,7 +223,10 @@ pub struct Pool {
 
 impl Default for Pool {
     fn default() -> Self {
-        Self { idle_timeout: Duration::from_secs(30), max_idle_per_target: 256 }
+        Self {
+            idle_timeout: Duration::from_secs(30),
+            max_idle_per_target: 256,
+        }
     }
 }
 
@@ -243,7 +246,12 @@ pub struct Retries {
 
 impl Default for Retries {
     fn default() -> Self {
-        Self { attempts: 2, budget_percent: 20, min_per_second: 10, on_statuses: vec![502, 503, 504] }
+        Self {
+            attempts: 2,
+            budget_percent: 20,
+            min_per_second: 10,
+            on_statuses: vec![502, 503, 504],
+        }
     }
 }
 
@@ -291,7 +299,10 @@ pub struct PassiveHealth {
 
 impl Default for PassiveHealth {
     fn default() -> Self {
-        Self { consecutive_failures: 5, cooldown: Duration::from_secs(10) }
+        Self {
+            consecutive_failures: 5,
+            cooldown: Duration::from_secs(10),
+        }
     }
 }
 
@@ -438,7 +449,10 @@ impl<'de> Deserialize<'de> for OneOrMany {
                 Ok(OneOrMany::One(v.to_owned()))
             }
 
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<OneOrMany, A::Error> {
                 let mut values = Vec::new();
                 while let Some(v) = seq.next_element()? {
                     values.push(v);

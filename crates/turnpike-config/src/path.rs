@@ -6,8 +6,10 @@
 
 /// The path of `key` inside the mapping at `parent` (`""` is the document root).
 pub(crate) fn key(parent: &str, key: &str) -> String {
-    let simple =
-        !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let simple = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     match (simple, parent.is_empty()) {
         (true, true) => key.to_owned(),
         (true, false) => format!("{parent}.{key}"),

@@ -17,11 +17,19 @@ pub(crate) struct Problem {
 
 impl Problem {
     pub(crate) fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { path: path.into(), message: message.into(), at_key: false }
+        Self {
+            path: path.into(),
+            message: message.into(),
+            at_key: false,
+        }
     }
 
     pub(crate) fn at_key(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { path: path.into(), message: message.into(), at_key: true }
+        Self {
+            path: path.into(),
+            message: message.into(),
+            at_key: true,
+        }
     }
 }
 
@@ -30,7 +38,11 @@ pub(crate) fn locate(problems: Vec<Problem>, index: &PathIndex, file: &Path) -> 
     problems
         .into_iter()
         .map(|p| {
-            let pos = if p.at_key { index.key_pos(&p.path) } else { index.value_pos(&p.path) };
+            let pos = if p.at_key {
+                index.key_pos(&p.path)
+            } else {
+                index.value_pos(&p.path)
+            };
             ConfigError {
                 file: file.to_owned(),
                 line: pos.line,

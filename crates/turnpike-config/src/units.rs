@@ -79,7 +79,9 @@ fn parse_duration_millis(s: &str) -> Option<u64> {
         let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
-        let offset = DURATION_UNITS[next_unit..].iter().position(|(u, _)| *u == unit)?;
+        let offset = DURATION_UNITS[next_unit..]
+            .iter()
+            .position(|(u, _)| *u == unit)?;
         let (_, millis) = DURATION_UNITS[next_unit + offset];
         next_unit += offset + 1;
         total = total.checked_add(number.checked_mul(millis)?)?;
@@ -268,7 +270,9 @@ impl Visitor<'_> for ByteSizeVisitor {
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
-        u64::try_from(v).map(ByteSize).map_err(|_| E::invalid_value(Unexpected::Signed(v), &self))
+        u64::try_from(v)
+            .map(ByteSize)
+            .map_err(|_| E::invalid_value(Unexpected::Signed(v), &self))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<ByteSize, E> {
@@ -293,15 +297,24 @@ mod tests {
             ("0s", 0),
         ];
         for (text, millis) in ok {
-            assert_eq!(text.parse::<Duration>(), Ok(Duration::from_millis(millis)), "{text}");
+            assert_eq!(
+                text.parse::<Duration>(),
+                Ok(Duration::from_millis(millis)),
+                "{text}"
+            );
         }
     }
 
     #[test]
     fn durations_reject() {
-        for bad in ["", "5", "5x", "s", "1.5s", "30s1m", "1s1s", " 5s", "5 s", "5S", "-1s"] {
+        for bad in [
+            "", "5", "5x", "s", "1.5s", "30s1m", "1s1s", " 5s", "5 s", "5S", "-1s",
+        ] {
             let err = bad.parse::<Duration>().err().unwrap_or_default();
-            assert!(err.contains("expected a number followed by ms, s, m, h or d"), "{bad}: {err}");
+            assert!(
+                err.contains("expected a number followed by ms, s, m, h or d"),
+                "{bad}: {err}"
+            );
         }
         let err = "5x".parse::<Duration>().err().unwrap_or_default();
         assert_eq!(
@@ -344,7 +357,15 @@ mod tests {
         for (text, bytes) in ok {
             assert_eq!(text.parse::<ByteSize>(), Ok(ByteSize(bytes)), "{text}");
         }
-        for bad in ["", "MiB", "10mb", "10 XB", "1.5MiB", "-1", "99999999999999TiB"] {
+        for bad in [
+            "",
+            "MiB",
+            "10mb",
+            "10 XB",
+            "1.5MiB",
+            "-1",
+            "99999999999999TiB",
+        ] {
             let err = bad.parse::<ByteSize>().err().unwrap_or_default();
             assert!(err.contains("expected a number of bytes"), "{bad}: {err}");
         }
@@ -352,7 +373,17 @@ mod tests {
 
     #[test]
     fn sizes_round_trip() {
-        for bytes in [0, 1, 512, 1000, 1024, 65_536, 10_000_000, 10_485_760, 1_073_741_825] {
+        for bytes in [
+            0,
+            1,
+            512,
+            1000,
+            1024,
+            65_536,
+            10_000_000,
+            10_485_760,
+            1_073_741_825,
+        ] {
             let text = ByteSize(bytes).to_string();
             assert_eq!(text.parse::<ByteSize>(), Ok(ByteSize(bytes)), "{text}");
         }

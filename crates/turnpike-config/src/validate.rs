@@ -18,7 +18,10 @@ use crate::yaml::PathIndex;
 
 /// Checks everything, returning one problem per mistake.
 pub(crate) fn validate(parsed: &Parsed, index: &PathIndex) -> Vec<Problem> {
-    let mut c = Checker { index, problems: Vec::new() };
+    let mut c = Checker {
+        index,
+        problems: Vec::new(),
+    };
     c.listeners(parsed);
     c.server(&parsed.config.server);
     let upstreams: Vec<_> = parsed
@@ -28,7 +31,10 @@ pub(crate) fn validate(parsed: &Parsed, index: &PathIndex) -> Vec<Problem> {
         .zip(&parsed.upstream_at)
         .map(|(u, i)| (format!("upstreams[{i}]"), u))
         .collect();
-    c.unique_names("upstream", upstreams.iter().map(|(p, u)| (p.as_str(), u.name.as_str())));
+    c.unique_names(
+        "upstream",
+        upstreams.iter().map(|(p, u)| (p.as_str(), u.name.as_str())),
+    );
     for (at, upstream) in &upstreams {
         c.upstream(at, upstream);
     }
@@ -64,7 +70,10 @@ impl Checker<'_> {
                 self.err(path, format!("{kind} name must not be empty"));
             } else if let Some(first) = seen.get(name) {
                 let line = self.line(&format!("{first}.name"));
-                self.err(path, format!("duplicate {kind} name `{name}` (first defined at line {line})"));
+                self.err(
+                    path,
+                    format!("duplicate {kind} name `{name}` (first defined at line {line})"),
+                );
             } else {
                 seen.insert(name, at);
             }
@@ -88,7 +97,10 @@ impl Checker<'_> {
         for (i, s) in statuses.iter().enumerate() {
             if !range.contains(s) {
                 let (lo, hi) = (range.start(), range.end());
-                self.err(format!("{at}[{i}]"), format!("status {s} is out of range: expected {lo} to {hi}"));
+                self.err(
+                    format!("{at}[{i}]"),
+                    format!("status {s} is out of range: expected {lo} to {hi}"),
+                );
             }
         }
     }
@@ -105,7 +117,10 @@ impl Checker<'_> {
             .zip(&parsed.listener_at)
             .map(|(l, i)| (format!("listeners[{i}]"), l))
             .collect();
-        self.unique_names("listener", listeners.iter().map(|(p, l)| (p.as_str(), l.name.as_str())));
+        self.unique_names(
+            "listener",
+            listeners.iter().map(|(p, l)| (p.as_str(), l.name.as_str())),
+        );
         let mut bound: Vec<(SocketAddr, String, String)> = Vec::new();
         if let Some(addr) = config.listen {
             bound.push((addr, "listen".to_owned(), "`listen`".to_owned()));
@@ -131,7 +146,8 @@ impl Checker<'_> {
 
     fn tls(&mut self, at: &str, tls: &crate::model::ListenerTls) {
         if tls.certificates.is_empty() {
-            let msg = "TLS needs at least one certificate (`- cert: chain.pem` with `key: key.pem`)";
+            let msg =
+                "TLS needs at least one certificate (`- cert: chain.pem` with `key: key.pem`)";
             self.err(format!("{at}.certificates"), msg);
         }
         for (i, cert) in tls.certificates.iter().enumerate() {
@@ -151,12 +167,29 @@ impl Checker<'_> {
 
     fn server(&mut self, server: &Server) {
         if server.max_header_bytes.bytes() == 0 {
-            self.err("server.max_header_bytes", "must be greater than zero (e.g. 64KiB)");
+            self.err(
+                "server.max_header_bytes",
+                "must be greater than zero (e.g. 64KiB)",
+            );
         }
-        self.at_least("server.max_headers".to_owned(), server.max_headers as u64, 1);
-        self.at_least("server.max_uri_length".to_owned(), server.max_uri_length as u64, 16);
-        self.positive("server.header_read_timeout".to_owned(), server.header_read_timeout);
-        self.positive("server.client_idle_timeout".to_owned(), server.client_idle_timeout);
+        self.at_least(
+            "server.max_headers".to_owned(),
+            server.max_headers as u64,
+            1,
+        );
+        self.at_least(
+            "server.max_uri_length".to_owned(),
+            server.max_uri_length as u64,
+            16,
+        );
+        self.positive(
+            "server.header_read_timeout".to_owned(),
+            server.header_read_timeout,
+        );
+        self.positive(
+            "server.client_idle_timeout".to_owned(),
+            server.client_idle_timeout,
+        );
         if let Err(msg) = lexical::header_name(&server.request_id_header) {
             self.err("server.request_id_header", msg);
         }
@@ -164,7 +197,10 @@ impl Checker<'_> {
 
     fn upstream(&mut self, at: &str, u: &Upstream) {
         if u.targets.is_empty() {
-            let msg = format!("upstream `{}` has no targets: add at least one `- url: http://host:port`", u.name);
+            let msg = format!(
+                "upstream `{}` has no targets: add at least one `- url: http://host:port`",
+                u.name
+            );
             self.err(format!("{at}.targets"), msg);
         }
         let mut urls: HashMap<&str, usize> = HashMap::new();
@@ -174,11 +210,17 @@ impl Checker<'_> {
                 self.err(format!("{t}.url"), msg);
             } else if let Some(first) = urls.insert(&target.url, i) {
                 let line = self.line(&format!("{at}.targets[{first}].url"));
-                let msg = format!("target {} is listed twice (first at line {line}); raise its `weight` instead", target.url);
+                let msg = format!(
+                    "target {} is listed twice (first at line {line}); raise its `weight` instead",
+                    target.url
+                );
                 self.err(format!("{t}.url"), msg);
             }
             if !(1..=10_000).contains(&target.weight) {
-                self.err(format!("{t}.weight"), format!("weight must be 1 to 10000, found {}", target.weight));
+                self.err(
+                    format!("{t}.weight"),
+                    format!("weight must be 1 to 10000, found {}", target.weight),
+                );
             }
         }
         self.balancer(at, u);
@@ -187,7 +229,9 @@ impl Checker<'_> {
             if let Err(msg) = lexical::header_value(host) {
                 self.err(format!("{at}.host_header"), msg);
             } else if bad {
-                let msg = format!("invalid host_header {host:?}: expected `preserve`, `target` or a host name");
+                let msg = format!(
+                    "invalid host_header {host:?}: expected `preserve`, `target` or a host name"
+                );
                 self.err(format!("{at}.host_header"), msg);
             }
         }
@@ -200,9 +244,16 @@ impl Checker<'_> {
         for (name, d) in timeouts {
             self.positive(format!("{at}.timeouts.{name}"), d);
         }
-        self.statuses(&format!("{at}.retries.on_statuses"), &u.retries.on_statuses, 500..=599);
+        self.statuses(
+            &format!("{at}.retries.on_statuses"),
+            &u.retries.on_statuses,
+            500..=599,
+        );
         if u.retries.budget_percent > 100 {
-            let msg = format!("must be at most 100 (a share of recent requests), found {}", u.retries.budget_percent);
+            let msg = format!(
+                "must be at most 100 (a share of recent requests), found {}",
+                u.retries.budget_percent
+            );
             self.err(format!("{at}.retries.budget_percent"), msg);
         }
         if let Some(active) = &u.health.active {
@@ -211,7 +262,10 @@ impl Checker<'_> {
         if let Some(cb) = &u.circuit_breaker {
             let path = format!("{at}.circuit_breaker");
             if !(cb.failure_ratio > 0.0 && cb.failure_ratio <= 1.0) {
-                let msg = format!("failure_ratio must be above 0 and at most 1 (e.g. 0.5), found {}", cb.failure_ratio);
+                let msg = format!(
+                    "failure_ratio must be above 0 and at most 1 (e.g. 0.5), found {}",
+                    cb.failure_ratio
+                );
                 self.err(format!("{path}.failure_ratio"), msg);
             }
             self.positive(format!("{path}.window"), cb.window);
@@ -232,7 +286,9 @@ impl Checker<'_> {
             }
             (Balancer::ConsistentHash, Some(HashOn::Cookie(name))) => {
                 if !lexical::is_token(name) {
-                    let msg = format!("invalid cookie name {name:?}: expected letters, digits and !#$%&'*+-.^_`|~ only");
+                    let msg = format!(
+                        "invalid cookie name {name:?}: expected letters, digits and !#$%&'*+-.^_`|~ only"
+                    );
                     self.err(format!("{at}.hash_on.cookie"), msg);
                 }
             }
@@ -247,23 +303,41 @@ impl Checker<'_> {
 
     fn active_health(&mut self, at: &str, h: &ActiveHealth) {
         if !h.path.starts_with('/') {
-            self.err(format!("{at}.path"), format!("health check path {:?} must start with `/`", h.path));
+            self.err(
+                format!("{at}.path"),
+                format!("health check path {:?} must start with `/`", h.path),
+            );
         }
         self.positive(format!("{at}.interval"), h.interval);
         self.positive(format!("{at}.timeout"), h.timeout);
-        self.at_least(format!("{at}.healthy_threshold"), u64::from(h.healthy_threshold), 1);
-        self.at_least(format!("{at}.unhealthy_threshold"), u64::from(h.unhealthy_threshold), 1);
+        self.at_least(
+            format!("{at}.healthy_threshold"),
+            u64::from(h.healthy_threshold),
+            1,
+        );
+        self.at_least(
+            format!("{at}.unhealthy_threshold"),
+            u64::from(h.unhealthy_threshold),
+            1,
+        );
         if h.expected_statuses.is_empty() {
-            self.err(format!("{at}.expected_statuses"), "must list at least one status (e.g. [200])");
+            self.err(
+                format!("{at}.expected_statuses"),
+                "must list at least one status (e.g. [200])",
+            );
         }
-        self.statuses(&format!("{at}.expected_statuses"), &h.expected_statuses, 100..=599);
+        self.statuses(
+            &format!("{at}.expected_statuses"),
+            &h.expected_statuses,
+            100..=599,
+        );
     }
 }
 
 /// Two listeners cannot both bind: the same address, or the same port where one is the
-/// unspecified address of the same family.
+/// unspecified address of the same family. Port 0 lets the OS pick, so it never clashes.
 fn clash(a: SocketAddr, b: SocketAddr) -> bool {
-    a == b
+    a.port() != 0 && a == b
         || (a.port() == b.port()
             && a.is_ipv4() == b.is_ipv4()
             && (a.ip().is_unspecified() || b.ip().is_unspecified()))

@@ -25,7 +25,10 @@ impl Position {
 
     /// yaml-rust2 counts lines from 1 but columns from 0.
     fn of(mark: Marker) -> Self {
-        Self { line: mark.line(), column: mark.col() + 1 }
+        Self {
+            line: mark.line(),
+            column: mark.col() + 1,
+        }
     }
 }
 
@@ -119,7 +122,11 @@ pub(crate) fn parse(text: &str) -> Result<Document, YamlError> {
         });
     }
     let value = builder.root.unwrap_or(Value::Null);
-    Ok(Document { value, index: builder.index, errors: builder.errors })
+    Ok(Document {
+        value,
+        index: builder.index,
+        errors: builder.errors,
+    })
 }
 
 /// Resolves an unquoted scalar with the YAML 1.2 core schema.
@@ -161,7 +168,10 @@ fn resolve_int(s: &str) -> Option<Value> {
         return Some(Value::from(n));
     }
     // Too large for an integer: the core schema still calls it a number.
-    s.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Value::Number)
+    s.parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+        .map(Value::Number)
 }
 
 /// `[-+]? ( \. [0-9]+ | [0-9]+ ( \. [0-9]* )? ) ( [eE] [-+]? [0-9]+ )?`
@@ -260,7 +270,9 @@ impl MarkedEventReceiver for Builder {
         match ev {
             Event::Scalar(text, style, anchor, tag) => self.scalar(text, style, anchor, tag, mark),
             Event::SequenceStart(anchor, _) => self.open(Kind::Seq(Vec::new()), anchor, mark),
-            Event::MappingStart(anchor, _) => self.open(Kind::Map(MapFrame::default()), anchor, mark),
+            Event::MappingStart(anchor, _) => {
+                self.open(Kind::Map(MapFrame::default()), anchor, mark)
+            }
             Event::SequenceEnd | Event::MappingEnd => self.close(),
             Event::Alias(id) => self.alias(id, mark),
             _ => {}
@@ -270,7 +282,11 @@ impl MarkedEventReceiver for Builder {
 
 impl Builder {
     fn error(&mut self, mark: Marker, path: String, message: String) {
-        self.errors.push(YamlError { pos: Position::of(mark), path, message });
+        self.errors.push(YamlError {
+            pos: Position::of(mark),
+            path,
+            message,
+        });
     }
 
     /// The path the next node will have, from the frame it is being added to.
@@ -298,29 +314,54 @@ impl Builder {
         tag: Option<yaml_rust2::parser::Tag>,
         mut mark: Marker,
     ) {
-        let forced_string = tag.is_some_and(|t| t.handle == "tag:yaml.org,2002:" && t.suffix == "str");
+        let forced_string =
+            tag.is_some_and(|t| t.handle == "tag:yaml.org,2002:" && t.suffix == "str");
         let plain = style == TScalarStyle::Plain && !forced_string;
         // An omitted value (`key:`) is reported where the next token is; its key is a
         // better place to point at.
         if plain && text.is_empty() {
-            if let Some(Frame { kind: Kind::Map(MapFrame { key: Some(Key::Name(_, key)), .. }), .. }) =
-                self.frames.last()
+            if let Some(Frame {
+                kind:
+                    Kind::Map(MapFrame {
+                        key: Some(Key::Name(_, key)),
+                        ..
+                    }),
+                ..
+            }) = self.frames.last()
             {
                 mark = *key;
             }
         }
-        let value = if plain { resolve_plain(&text) } else { Value::String(text) };
+        let value = if plain {
+            resolve_plain(&text)
+        } else {
+            Value::String(text)
+        };
         let path = self.child_path();
-        self.complete(Node { value, mark, path, anchor, plain, alias_of: None });
+        self.complete(Node {
+            value,
+            mark,
+            path,
+            anchor,
+            plain,
+            alias_of: None,
+        });
     }
 
     fn open(&mut self, kind: Kind, anchor: usize, mark: Marker) {
         let path = self.child_path();
-        self.frames.push(Frame { path, start: mark, anchor, kind });
+        self.frames.push(Frame {
+            path,
+            start: mark,
+            anchor,
+            kind,
+        });
     }
 
     fn close(&mut self) {
-        let Some(frame) = self.frames.pop() else { return };
+        let Some(frame) = self.frames.pop() else {
+            return;
+        };
         let (value, mark) = match frame.kind {
             Kind::Seq(items) => (Value::Array(items), frame.start),
             Kind::Map(m) => {
@@ -329,10 +370,20 @@ impl Builder {
                     Some(k) if k.index() < frame.start.index() => k,
                     _ => frame.start,
                 };
-                (Value::Object(self.apply_merges(m, frame.path.as_deref())), mark)
+                (
+                    Value::Object(self.apply_merges(m, frame.path.as_deref())),
+                    mark,
+                )
             }
         };
-        let node = Node { value, mark, path: frame.path, anchor: frame.anchor, plain: false, alias_of: None };
+        let node = Node {
+            value,
+            mark,
+            path: frame.path,
+            anchor: frame.anchor,
+            plain: false,
+            alias_of: None,
+        };
         self.complete(node);
     }
 
@@ -343,13 +394,17 @@ impl Builder {
         let Some(merge) = m.merge else { return map };
         let from = path.map(|p| path::key(p, "<<")).unwrap_or_default();
         let sources: Vec<(String, Value)> = match merge {
-            Value::Array(items) => {
-                items.into_iter().enumerate().map(|(i, v)| (path::index(&from, i), v)).collect()
-            }
+            Value::Array(items) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| (path::index(&from, i), v))
+                .collect(),
             other => vec![(from, other)],
         };
         for (from, source) in sources {
-            let Value::Object(entries) = source else { continue };
+            let Value::Object(entries) = source else {
+                continue;
+            };
             for (k, v) in entries {
                 if map.contains_key(&k) {
                     continue;
@@ -367,36 +422,70 @@ impl Builder {
 
     fn alias(&mut self, id: usize, mark: Marker) {
         let path = self.child_path();
-        let Some((value, alias_of)) = self.anchors.get(&id).cloned() else {
-            self.error(mark, path.unwrap_or_default(), "alias refers to an anchor that is not defined before it".to_owned());
-            return self.complete(Node { value: Value::Null, mark, path: None, anchor: 0, plain: false, alias_of: None });
+        let Some((value, original)) = self.anchors.get(&id) else {
+            let msg = "alias refers to an anchor that is not defined before it".to_owned();
+            self.error(mark, path.unwrap_or_default(), msg);
+            return self.complete(Node {
+                value: Value::Null,
+                mark,
+                path: None,
+                anchor: 0,
+                plain: false,
+                alias_of: None,
+            });
         };
-        self.expanded += count_nodes(&value);
-        let value = if self.expanded > ALIAS_EXPANSION_LIMIT {
-            if self.expanded - count_nodes(&value) <= ALIAS_EXPANSION_LIMIT {
-                let msg = format!("aliases expand to more than {ALIAS_EXPANSION_LIMIT} values; write the document out instead");
-                self.error(mark, path.clone().unwrap_or_default(), msg);
-            }
-            Value::Null
-        } else {
-            value
-        };
-        self.complete(Node { value, mark, path, anchor: 0, plain: false, alias_of });
+        let was_within_limit = self.expanded <= ALIAS_EXPANSION_LIMIT;
+        self.expanded += count_nodes(value);
+        if self.expanded <= ALIAS_EXPANSION_LIMIT {
+            let (value, alias_of) = (value.clone(), original.clone());
+            return self.complete(Node {
+                value,
+                mark,
+                path,
+                anchor: 0,
+                plain: false,
+                alias_of,
+            });
+        }
+        if was_within_limit {
+            let msg = format!(
+                "aliases expand to more than {ALIAS_EXPANSION_LIMIT} values; write the document out instead"
+            );
+            self.error(mark, path.clone().unwrap_or_default(), msg);
+        }
+        self.complete(Node {
+            value: Value::Null,
+            mark,
+            path,
+            anchor: 0,
+            plain: false,
+            alias_of: None,
+        });
     }
 
     /// Records a finished node in the index and hands it to its parent.
     fn complete(&mut self, node: Node) {
         if node.anchor != 0 {
-            self.anchors.insert(node.anchor, (node.value.clone(), node.path.clone()));
+            self.anchors
+                .insert(node.anchor, (node.value.clone(), node.path.clone()));
         }
         if let Some(p) = &node.path {
             let key = match self.frames.last() {
-                Some(Frame { kind: Kind::Map(MapFrame { key: Some(Key::Name(_, k)), .. }), .. }) => {
-                    Some(Position::of(*k))
-                }
+                Some(Frame {
+                    kind:
+                        Kind::Map(MapFrame {
+                            key: Some(Key::Name(_, k)),
+                            ..
+                        }),
+                    ..
+                }) => Some(Position::of(*k)),
                 _ => None,
             };
-            let entry = Entry { key, value: Position::of(node.mark), plain: node.plain };
+            let entry = Entry {
+                key,
+                value: Position::of(node.mark),
+                plain: node.plain,
+            };
             self.index.entries.insert(p.clone(), entry);
             if let Some(original) = &node.alias_of {
                 self.index.copy_below(original, p);
@@ -421,7 +510,9 @@ impl Builder {
             }
             Some(Key::Merge) => match node.value {
                 Value::Object(_) => m.merge = Some(node.value),
-                Value::Array(ref items) if items.iter().all(Value::is_object) => m.merge = Some(node.value),
+                Value::Array(ref items) if items.iter().all(Value::is_object) => {
+                    m.merge = Some(node.value)
+                }
                 _ => {
                     let msg = "merge key `<<` needs a mapping or a list of mappings (e.g. `<<: *defaults`)";
                     self.error(node.mark, path::key(&parent_path, "<<"), msg.to_owned());
@@ -431,7 +522,10 @@ impl Builder {
             None => {
                 m.first_key.get_or_insert(node.mark);
                 let key = self.key(node, &parent_path);
-                if let Some(Frame { kind: Kind::Map(m), .. }) = self.frames.last_mut() {
+                if let Some(Frame {
+                    kind: Kind::Map(m), ..
+                }) = self.frames.last_mut()
+                {
                     m.key = Some(key);
                 }
             }
@@ -444,12 +538,17 @@ impl Builder {
             Value::String(name) => name,
             other => {
                 let what = describe(&other);
-                let msg = format!("mapping keys must be strings, found {what}; quote the key if it is meant as text");
+                let msg = format!(
+                    "mapping keys must be strings, found {what}; quote the key if it is meant as text"
+                );
                 self.error(node.mark, parent.to_owned(), msg);
                 return Key::Invalid;
             }
         };
-        let Some(Frame { kind: Kind::Map(m), .. }) = self.frames.last_mut() else {
+        let Some(Frame {
+            kind: Kind::Map(m), ..
+        }) = self.frames.last_mut()
+        else {
             return Key::Invalid;
         };
         if let Some(first) = m.seen.get(&name) {
@@ -534,12 +633,17 @@ mod tests {
             assert_eq!(resolve_plain(text), want, "{text}");
         }
         let d = doc("a: '42'\nb: \"true\"\nc: 42\nd: !!str 42\n");
-        assert_eq!(d.value, serde_json::json!({"a": "42", "b": "true", "c": 42, "d": "42"}));
+        assert_eq!(
+            d.value,
+            serde_json::json!({"a": "42", "b": "true", "c": 42, "d": "42"})
+        );
     }
 
     #[test]
     fn positions_are_one_based_for_keys_and_values() {
-        let d = doc("server:\n  max_headers: 10\nroutes:\n  - name: a\n    paths: [/x, \"/y\"]\n  - {name: b}\n");
+        let d = doc(
+            "server:\n  max_headers: 10\nroutes:\n  - name: a\n    paths: [/x, \"/y\"]\n  - {name: b}\n",
+        );
         assert_eq!(at(&d, ""), (1, 1));
         assert_eq!(at(&d, "server"), (2, 3));
         assert_eq!(at(&d, "server.max_headers"), (2, 16));
@@ -595,6 +699,10 @@ mod tests {
             text.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
         }
         let d = doc(&text);
-        assert!(d.errors.iter().any(|e| e.message.contains("aliases expand to more than")));
+        assert!(
+            d.errors
+                .iter()
+                .any(|e| e.message.contains("aliases expand to more than"))
+        );
     }
 }

@@ -67,7 +67,11 @@ pub async fn forward(
         let _in_flight = InFlight::new(&up.targets[idx].state);
         let started = Instant::now();
         let limit = deadline.min(tokio::time::Instant::now() + settings.first_byte_timeout);
-        let result = tokio::time::timeout_at(limit, client::send(settings, req)).await;
+        let sent = client::send(settings, req).map_err(|err| {
+            tracing::error!(error = %err, "no TLS client configuration for upstreams");
+            GatewayError::UpstreamUnreachable
+        })?;
+        let result = tokio::time::timeout_at(limit, sent).await;
         match result {
             Ok(Ok(resp)) => {
                 let failed = is_failure_status(resp.status(), &settings.retry_statuses);

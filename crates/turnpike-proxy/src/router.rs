@@ -236,7 +236,9 @@ fn to_match(e: &Entry, matched_len: usize) -> Match {
 /// Depth-first, literals before params: the first full-length match is the most specific.
 fn find_exact(node: &Node, path: &str, at: Option<usize>, accepts: &dyn Fn(&Entry) -> bool) -> Option<Match> {
     let Some(at) = at else {
-        return node.exact.iter().find(|e| accepts(e)).map(|e| to_match(e, path.len()));
+        // A trailing slash is not part of what a pattern covers (so `/` covers nothing).
+        let covered = path.trim_end_matches('/').len();
+        return node.exact.iter().find(|e| accepts(e)).map(|e| to_match(e, covered));
     };
     let (seg, next) = next_segment(path, at);
     if let Some(child) = node.literals.get(seg) {
@@ -273,4 +275,68 @@ fn find_prefix(
         }
     }
     node.prefix.iter().find(|e| accepts(e)).map(|e| to_match(e, consumed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(hosts: &[&str], paths: &[&str], prefix: bool, methods: &[Method]) -> RouteSpec {
+        RouteSpec {
+            hosts: hosts.iter().map(|h| (*h).to_owned()).collect(),
+            paths: paths.iter().map(|p| parse_pattern(p)).collect(),
+            prefix,
+            conditions: Conditions { methods: methods.to_vec(), headers: Vec::new() },
+        }
+    }
+
+    fn find(router: &Router, host: &str, path: &str) -> Option<(usize, usize)> {
+        router.find(host, path, &Method::GET, &HeaderMap::new()).map(|m| (m.route, m.matched_len))
+    }
+
+    #[test]
+    fn prefix_matches_at_segment_boundaries_and_reports_its_length() {
+        let r = Router::new(&[spec(&[], &["/api/"], true, &[])]);
+        assert_eq!(find(&r, "h", "/api"), Some((0, 4)));
+        assert_eq!(find(&r, "h", "/api/"), Some((0, 4)));
+        assert_eq!(find(&r, "h", "/api/x/y"), Some((0, 4)));
+        assert_eq!(find(&r, "h", "/apix"), None);
+        assert_eq!(find(&r, "h", "/"), None);
+    }
+
+    #[test]
+    fn root_prefix_matches_everything_with_zero_length() {
+        let r = Router::new(&[spec(&[], &["/"], true, &[])]);
+        assert_eq!(find(&r, "h", "/"), Some((0, 0)));
+        assert_eq!(find(&r, "h", "/a/b"), Some((0, 0)));
+        assert_eq!(find(&r, "h", "*"), None, "non-path request targets never match");
+    }
+
+    #[test]
+    fn params_do_not_match_empty_segments() {
+        let r = Router::new(&[spec(&[], &["/u/{id}"], false, &[])]);
+        assert_eq!(find(&r, "h", "/u/7").map(|m| m.0), Some(0));
+        assert_eq!(find(&r, "h", "/u/"), None);
+        assert_eq!(find(&r, "h", "/u/7/x"), None);
+    }
+
+    #[test]
+    fn failed_method_falls_back_to_shorter_prefix_and_other_host_tier() {
+        let r = Router::new(&[
+            spec(&[], &["/"], true, &[]),
+            spec(&["a.example"], &["/x"], true, &[Method::POST]),
+            spec(&["*.example"], &["/x"], true, &[]),
+        ]);
+        assert_eq!(find(&r, "a.example", "/x/1").map(|m| m.0), Some(2));
+        assert_eq!(find(&r, "b.other", "/x/1").map(|m| m.0), Some(0));
+        let post = r.find("a.example", "/x", &Method::POST, &HeaderMap::new()).map(|m| m.route);
+        assert_eq!(post, Some(1));
+    }
+
+    #[test]
+    fn literal_prefix_beats_param_exact_at_the_same_path() {
+        let r = Router::new(&[spec(&[], &["/{x}"], false, &[]), spec(&[], &["/api"], true, &[])]);
+        assert_eq!(find(&r, "h", "/api").map(|m| m.0), Some(1));
+        assert_eq!(find(&r, "h", "/other").map(|m| m.0), Some(0));
+    }
 }

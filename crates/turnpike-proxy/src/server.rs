@@ -29,6 +29,8 @@ pub enum StartError {
     Bind { listener: String, address: SocketAddr, source: std::io::Error },
     #[error("the configuration has no listener")]
     NoListener,
+    #[error("cannot set up TLS to upstreams: {0}")]
+    UpstreamTls(#[from] rustls::Error),
     #[error("cannot start worker threads: {0}")]
     Runtime(std::io::Error),
 }
@@ -100,6 +102,8 @@ impl Gateway {
             .build()
             .map_err(StartError::Runtime)?;
         let snap = Arc::new(Snapshot::build(cfg, 1, None)?);
+        // Fail at start, not on the first https request, if upstream TLS cannot work.
+        crate::upstream::client::tls_config()?;
         if snap.listeners.is_empty() {
             return Err(StartError::NoListener);
         }

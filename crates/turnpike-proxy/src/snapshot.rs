@@ -223,7 +223,7 @@ impl RouteRt {
                     RewritePart::Param(name) => out.push_str(param(pattern, path, name).unwrap_or("")),
                 }
             }
-            if !rest.is_empty() && !(m.matched_len == path.len()) {
+            if !rest.is_empty() {
                 push_joined(&mut out, rest);
             }
             return Cow::Owned(out);

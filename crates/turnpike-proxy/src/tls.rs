@@ -24,7 +24,10 @@ use turnpike_config::model;
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: no PEM certificate found")]
     NoCert { path: String },
     #[error("{path}: the certificate cannot be parsed: {source}")]
@@ -67,7 +70,11 @@ impl SniResolver {
         }
         if !self.by_contents.is_empty() {
             if let Ok(server_name) = ServerName::try_from(name.as_str()) {
-                if let Some(ck) = self.by_contents.iter().find(|ck| certificate_names(ck, &server_name)) {
+                if let Some(ck) = self
+                    .by_contents
+                    .iter()
+                    .find(|ck| certificate_names(ck, &server_name))
+                {
                     return Some(ck.clone());
                 }
             }
@@ -94,7 +101,10 @@ impl ResolvesServerCert for SniResolver {
 }
 
 /// Builds the server config of one TLS listener, reading every certificate and key.
-pub fn server_config(cfg: &model::ListenerTls, http2: bool) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+pub fn server_config(
+    cfg: &model::ListenerTls,
+    http2: bool,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let mut resolver = SniResolver::default();
     for cert in &cfg.certificates {
         let key = Arc::new(load_certified_key(cert)?);
@@ -102,7 +112,10 @@ pub fn server_config(cfg: &model::ListenerTls, http2: bool) -> Result<Arc<rustls
             let host = host.to_ascii_lowercase();
             // The first certificate that lists a name serves it.
             match host.strip_prefix('*') {
-                Some(suffix) => resolver.wildcard.entry(suffix.to_owned()).or_insert_with(|| key.clone()),
+                Some(suffix) => resolver
+                    .wildcard
+                    .entry(suffix.to_owned())
+                    .or_insert_with(|| key.clone()),
                 None => resolver.exact.entry(host).or_insert_with(|| key.clone()),
             };
         }
@@ -116,29 +129,57 @@ pub fn server_config(cfg: &model::ListenerTls, http2: bool) -> Result<Arc<rustls
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(resolver));
-    config.alpn_protocols = if http2 { vec![b"h2".to_vec(), b"http/1.1".to_vec()] } else { vec![b"http/1.1".to_vec()] };
+    config.alpn_protocols = if http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     Ok(Arc::new(config))
 }
 
 fn load_certified_key(cert: &model::Certificate) -> Result<CertifiedKey, TlsError> {
     let open = |path: &str| {
-        File::open(path).map(BufReader::new).map_err(|source| TlsError::Read { path: path.to_owned(), source })
+        File::open(path)
+            .map(BufReader::new)
+            .map_err(|source| TlsError::Read {
+                path: path.to_owned(),
+                source,
+            })
     };
     let chain: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut open(&cert.cert)?)
         .collect::<Result<_, _>>()
-        .map_err(|source| TlsError::Read { path: cert.cert.clone(), source })?;
+        .map_err(|source| TlsError::Read {
+            path: cert.cert.clone(),
+            source,
+        })?;
     if chain.is_empty() {
-        return Err(TlsError::NoCert { path: cert.cert.clone() });
+        return Err(TlsError::NoCert {
+            path: cert.cert.clone(),
+        });
     }
     let key = rustls_pemfile::private_key(&mut open(&cert.key)?)
-        .map_err(|source| TlsError::Read { path: cert.key.clone(), source })?
-        .ok_or_else(|| TlsError::NoKey { path: cert.key.clone() })?;
-    let signing = any_supported_type(&key).map_err(|source| TlsError::BadKey { path: cert.key.clone(), source })?;
+        .map_err(|source| TlsError::Read {
+            path: cert.key.clone(),
+            source,
+        })?
+        .ok_or_else(|| TlsError::NoKey {
+            path: cert.key.clone(),
+        })?;
+    let signing = any_supported_type(&key).map_err(|source| TlsError::BadKey {
+        path: cert.key.clone(),
+        source,
+    })?;
     let certified = CertifiedKey::new(chain, signing);
     match certified.keys_match() {
         // Key types whose public key rustls cannot derive are checked at handshake time.
         Ok(()) | Err(rustls::Error::InconsistentKeys(InconsistentKeys::Unknown)) => Ok(certified),
-        Err(rustls::Error::InconsistentKeys(_)) => Err(TlsError::Mismatch { cert: cert.cert.clone(), key: cert.key.clone() }),
-        Err(source) => Err(TlsError::BadCert { path: cert.cert.clone(), source }),
+        Err(rustls::Error::InconsistentKeys(_)) => Err(TlsError::Mismatch {
+            cert: cert.cert.clone(),
+            key: cert.key.clone(),
+        }),
+        Err(source) => Err(TlsError::BadCert {
+            path: cert.cert.clone(),
+            source,
+        }),
     }
 }

@@ -9,7 +9,10 @@ use hyper_util::rt::TokioIo;
 pub fn is_upgrade_request<B>(req: &Request<B>) -> bool {
     req.headers().contains_key(header::UPGRADE)
         && req.headers().get_all(header::CONNECTION).iter().any(|v| {
-            v.to_str().is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
+            v.to_str().is_ok_and(|s| {
+                s.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
         })
 }
 

@@ -16,8 +16,16 @@ pub(super) fn check(c: &mut Checker<'_>, parsed: &Parsed) {
         .zip(&parsed.route_at)
         .map(|(r, i)| (format!("routes[{i}]"), r))
         .collect();
-    c.unique_names("route", routes.iter().map(|(p, r)| (p.as_str(), r.name.as_str())));
-    let mut upstreams: Vec<&str> = parsed.config.upstreams.iter().map(|u| u.name.as_str()).collect();
+    c.unique_names(
+        "route",
+        routes.iter().map(|(p, r)| (p.as_str(), r.name.as_str())),
+    );
+    let mut upstreams: Vec<&str> = parsed
+        .config
+        .upstreams
+        .iter()
+        .map(|u| u.name.as_str())
+        .collect();
     upstreams.extend(parsed.broken_upstream_names.iter().map(String::as_str));
     upstreams.sort_unstable();
     upstreams.dedup();
@@ -32,7 +40,11 @@ pub(super) fn check(c: &mut Checker<'_>, parsed: &Parsed) {
         header_matches(c, at, &route.headers);
         rewrite(c, at, route);
         transform(c, &format!("{at}.request_headers"), &route.request_headers);
-        transform(c, &format!("{at}.response_headers"), &route.response_headers);
+        transform(
+            c,
+            &format!("{at}.response_headers"),
+            &route.response_headers,
+        );
         unreachable(c, at, route, &mut seen);
     }
 }
@@ -46,7 +58,10 @@ fn upstream_exists(c: &mut Checker<'_>, at: &str, route: &Route, upstreams: &[&s
     } else {
         format!("defined upstreams: {}", upstreams.join(", "))
     };
-    c.err(format!("{at}.upstream"), format!("unknown upstream `{}` ({defined})", route.upstream));
+    c.err(
+        format!("{at}.upstream"),
+        format!("unknown upstream `{}` ({defined})", route.upstream),
+    );
 }
 
 fn hosts(c: &mut Checker<'_>, at: &str, route: &Route) {
@@ -56,7 +71,10 @@ fn hosts(c: &mut Checker<'_>, at: &str, route: &Route) {
         if let Err(msg) = lexical::host_pattern(host) {
             c.err(path, msg);
         } else if seen.contains(&host.to_ascii_lowercase()) {
-            c.err(path, format!("host {host:?} is listed twice (hosts are case-insensitive)"));
+            c.err(
+                path,
+                format!("host {host:?} is listed twice (hosts are case-insensitive)"),
+            );
         } else {
             seen.push(host.to_ascii_lowercase());
         }
@@ -94,7 +112,11 @@ fn header_matches(c: &mut Checker<'_>, at: &str, headers: &BTreeMap<String, OneO
         }
         for (i, value) in values.values().iter().enumerate() {
             if let Err(msg) = lexical::header_value(value) {
-                let at = if matches!(values, OneOrMany::One(_)) { path.clone() } else { format!("{path}[{i}]") };
+                let at = if matches!(values, OneOrMany::One(_)) {
+                    path.clone()
+                } else {
+                    format!("{path}[{i}]")
+                };
                 c.err(at, msg);
             }
         }
@@ -121,7 +143,9 @@ fn transform(c: &mut Checker<'_>, at: &str, t: &HeaderTransform) {
 }
 
 fn rewrite(c: &mut Checker<'_>, at: &str, route: &Route) {
-    let Some(rewrite) = &route.rewrite else { return };
+    let Some(rewrite) = &route.rewrite else {
+        return;
+    };
     let path = format!("{at}.rewrite");
     if route.strip_prefix {
         let msg = "`strip_prefix` and `rewrite` cannot be combined: `rewrite` already replaces the whole path";
@@ -133,13 +157,19 @@ fn rewrite(c: &mut Checker<'_>, at: &str, route: &Route) {
         Err(msg) => return c.err(path, msg),
     };
     let root = ["/".to_owned()];
-    let route_paths = if route.paths.is_empty() { &root[..] } else { &route.paths[..] };
+    let route_paths = if route.paths.is_empty() {
+        &root[..]
+    } else {
+        &route.paths[..]
+    };
     for param in params {
         let missing = route_paths
             .iter()
             .find(|p| lexical::path_template(p).is_ok_and(|names| !names.contains(&param)));
         if let Some(p) = missing {
-            let msg = format!("rewrite uses `{{{param}}}`, but path {p:?} does not define it; every path of the route must");
+            let msg = format!(
+                "rewrite uses `{{{param}}}`, but path {p:?} does not define it; every path of the route must"
+            );
             c.err(path.clone(), msg);
         }
     }
@@ -193,7 +223,12 @@ fn unreachable<'r>(
     let paths: Vec<(String, &str)> = if route.paths.is_empty() {
         vec![(at.to_owned(), "/")]
     } else {
-        route.paths.iter().enumerate().map(|(i, p)| (format!("{at}.paths[{i}]"), p.as_str())).collect()
+        route
+            .paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("{at}.paths[{i}]"), p.as_str()))
+            .collect()
     };
     for (path, p) in paths {
         if lexical::path_template(p).is_err() {
@@ -203,7 +238,9 @@ fn unreachable<'r>(
         if let Some((first_at, first_path, first_name)) = seen.get(&slot) {
             if first_at == at {
                 let line = c.line(first_path);
-                let msg = format!("path {p:?} matches the same requests as an earlier path of this route (line {line})");
+                let msg = format!(
+                    "path {p:?} matches the same requests as an earlier path of this route (line {line})"
+                );
                 c.err(path, msg);
                 continue;
             }

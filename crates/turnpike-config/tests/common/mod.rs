@@ -51,9 +51,19 @@ pub fn single_error(yaml: &str, at: &str, path: &str, fragment: &str) {
 
 /// Asserts that one of the printed errors is at `line:col` and `path` and mentions `fragment`.
 pub fn assert_has(all: &[String], at: &str, path: &str, fragment: &str) {
-    let prefix = if path.is_empty() { format!("{FILE}:{at}: ") } else { format!("{FILE}:{at}: {path}: ") };
-    let found = all.iter().any(|e| e.starts_with(&prefix) && e[prefix.len()..].contains(fragment));
-    assert!(found, "no error `{prefix}...{fragment}...` in:\n{}", all.join("\n"));
+    let prefix = if path.is_empty() {
+        format!("{FILE}:{at}: ")
+    } else {
+        format!("{FILE}:{at}: {path}: ")
+    };
+    let found = all
+        .iter()
+        .any(|e| e.starts_with(&prefix) && e[prefix.len()..].contains(fragment));
+    assert!(
+        found,
+        "no error `{prefix}...{fragment}...` in:\n{}",
+        all.join("\n")
+    );
 }
 
 /// The minimal config from DESIGN.md with `extra` appended to the route `everything`

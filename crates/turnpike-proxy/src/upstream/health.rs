@@ -8,6 +8,7 @@ use std::time::Duration;
 use http::{Request, StatusCode};
 use http_body_util::Empty;
 use bytes::Bytes;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -122,9 +123,13 @@ impl Breaker {
 /// Probes every target of `upstream` forever; the task is aborted when the snapshot
 /// that started it is dropped.
 pub async fn run_active_checks(upstream: Arc<Upstream>, cfg: model::ActiveHealth) {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(cfg.timeout.as_std()));
-    connector.set_nodelay(true);
+    let connector = match super::client::connector(cfg.timeout.as_std(), upstream.settings.http2) {
+        Ok(c) => c,
+        Err(err) => {
+            tracing::error!(upstream = &*upstream.name, error = %err, "active health checks disabled: no TLS");
+            return;
+        }
+    };
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new())
         .http2_only(upstream.settings.http2)
         .pool_max_idle_per_host(1)
@@ -140,7 +145,7 @@ pub async fn run_active_checks(upstream: Arc<Upstream>, cfg: model::ActiveHealth
     }
 }
 
-async fn probe(client: &Client<HttpConnector, Empty<Bytes>>, target: &Target, cfg: &model::ActiveHealth) -> bool {
+async fn probe(client: &Client<HttpsConnector<HttpConnector>, Empty<Bytes>>, target: &Target, cfg: &model::ActiveHealth) -> bool {
     let uri = format!("{}://{}{}", target.scheme, target.authority, cfg.path);
     let Ok(req) = Request::get(uri).header(http::header::HOST, target.host_value.clone()).body(Empty::new()) else {
         return false;

@@ -49,7 +49,9 @@ where
                     async move { Ok::<_, Infallible>(reply.await) }
                 });
                 let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                let _ = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).await;
+                let _ = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .await;
             });
         }
     });
@@ -66,15 +68,22 @@ fn http2_upstream_config(upstream_url: &str) -> String {
 /// An HTTP/2 (h2c prior knowledge) connection to the gateway, driven in the background.
 async fn h2c_connection(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<Full<Bytes>> {
     let tcp = TcpStream::connect(addr).await.unwrap();
-    let (send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp)).await.unwrap();
+    let (send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
     tokio::spawn(conn);
     send
 }
 
 /// An HTTP/1.1 connection to the gateway, driven in the background.
-async fn http1_connection(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+async fn http1_connection(
+    addr: SocketAddr,
+) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
     let tcp = TcpStream::connect(addr).await.unwrap();
-    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
     tokio::spawn(conn);
     send
 }
@@ -89,11 +98,22 @@ async fn h2c_prior_knowledge_client_is_served_and_upstream_gets_http1() {
 
     assert_eq!(resp.status, 200);
     let echo = resp.json();
-    assert_eq!(echo["version"], "HTTP/1.1", "the default upstream protocol is HTTP/1.1");
+    assert_eq!(
+        echo["version"], "HTTP/1.1",
+        "the default upstream protocol is HTTP/1.1"
+    );
     assert_eq!(echo["path"], "/over/h2c");
     assert_eq!(echo["query"], "q=1");
-    assert_eq!(echo["headers"]["via"], "2 turnpike", "the client's hop was HTTP/2");
-    assert!(echo["headers"]["host"].as_str().is_some_and(|h| h == gw.addr.to_string()), "{echo}");
+    assert_eq!(
+        echo["headers"]["via"], "2 turnpike",
+        "the client's hop was HTTP/2"
+    );
+    assert!(
+        echo["headers"]["host"]
+            .as_str()
+            .is_some_and(|h| h == gw.addr.to_string()),
+        "{echo}"
+    );
     assert_eq!(up.hits(), 1);
 }
 
@@ -107,11 +127,17 @@ async fn h2c_client_sends_many_concurrent_streams_on_one_connection() {
         let mut send = send.clone();
         let uri = format!("http://{}/stream/{i}", gw.addr);
         async move {
-            let resp = send.send_request(Request::get(uri).body(Full::default()).unwrap()).await.unwrap();
+            let resp = send
+                .send_request(Request::get(uri).body(Full::default()).unwrap())
+                .await
+                .unwrap();
             assert_eq!(resp.version(), Version::HTTP_2);
             assert_eq!(resp.status(), StatusCode::OK);
             let body = resp.into_body().collect().await.unwrap().to_bytes();
-            serde_json::from_slice::<serde_json::Value>(&body).unwrap()["path"].as_str().unwrap().to_owned()
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap()["path"]
+                .as_str()
+                .unwrap()
+                .to_owned()
         }
     });
     let paths = futures_util::future::join_all(requests).await;
@@ -130,11 +156,22 @@ async fn http2_to_the_upstream_when_configured() {
     let resp = gw.get("/to/h2").await;
     assert_eq!(resp.status, 200);
     let echo = resp.json();
-    assert_eq!(echo["version"], "HTTP/2.0", "upstream must see HTTP/2: {echo}");
+    assert_eq!(
+        echo["version"], "HTTP/2.0",
+        "upstream must see HTTP/2: {echo}"
+    );
     assert_eq!(echo["path"], "/to/h2");
 
     // A body travels over the HTTP/2 upstream hop as well.
-    let resp = gw.client.request(Method::POST, &gw.url("/upload"), &[("content-type", "text/plain")], "hello h2").await;
+    let resp = gw
+        .client
+        .request(
+            Method::POST,
+            &gw.url("/upload"),
+            &[("content-type", "text/plain")],
+            "hello h2",
+        )
+        .await;
     assert_eq!(resp.status, 200);
     assert_eq!(resp.json()["body_bytes"], 8);
 
@@ -158,7 +195,10 @@ fn base64(input: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in input.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | u32::from(*b) << (16 - 8 * i));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | u32::from(*b) << (16 - 8 * i));
         for i in 0..4 {
             if i <= chunk.len() {
                 out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -178,9 +218,19 @@ async fn websocket_echo_upstream() -> (String, mpsc::UnboundedReceiver<HeaderMap
         let seen_tx = seen_tx.clone();
         async move {
             let _ = seen_tx.send(req.headers().clone());
-            let is_websocket = req.headers().get(header::UPGRADE).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
-            let Some(key) = req.headers().get("sec-websocket-key").filter(|_| is_websocket).cloned() else {
-                let mut resp = Response::new(Full::new(Bytes::from_static(b"not a websocket handshake")).boxed_unsync());
+            let is_websocket = req
+                .headers()
+                .get(header::UPGRADE)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+            let Some(key) = req
+                .headers()
+                .get("sec-websocket-key")
+                .filter(|_| is_websocket)
+                .cloned()
+            else {
+                let mut resp = Response::new(
+                    Full::new(Bytes::from_static(b"not a websocket handshake")).boxed_unsync(),
+                );
                 *resp.status_mut() = StatusCode::BAD_REQUEST;
                 return resp;
             };
@@ -219,8 +269,15 @@ async fn read_head(stream: &mut TcpStream) -> (String, Vec<(String, String)>, Ve
             break i;
         }
         let mut chunk = [0u8; 1024];
-        let n = tokio::time::timeout(PATIENCE, stream.read(&mut chunk)).await.expect("response head in time").unwrap();
-        assert!(n > 0, "connection closed before the response head: {:?}", String::from_utf8_lossy(&buf));
+        let n = tokio::time::timeout(PATIENCE, stream.read(&mut chunk))
+            .await
+            .expect("response head in time")
+            .unwrap();
+        assert!(
+            n > 0,
+            "connection closed before the response head: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
         buf.extend_from_slice(&chunk[..n]);
     };
     let head = String::from_utf8(buf[..end].to_vec()).unwrap();
@@ -235,7 +292,55 @@ async fn read_head(stream: &mut TcpStream) -> (String, Vec<(String, String)>, Ve
 }
 
 fn head_value<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Sends the sample handshake of RFC 6455 §1.3 (whose accept key is known) with the
+/// given `Connection` value; returns the stream once the 101 is read and checked.
+async fn websocket_handshake(addr: SocketAddr, connection: &str) -> TcpStream {
+    let mut ws = TcpStream::connect(addr).await.unwrap();
+    let handshake = format!(
+        "GET /chat HTTP/1.1\r\nHost: chat.example.test\r\nUpgrade: websocket\r\nConnection: {connection}\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    ws.write_all(handshake.as_bytes()).await.unwrap();
+    let (status, headers, early) = read_head(&mut ws).await;
+    assert!(
+        status.starts_with("HTTP/1.1 101"),
+        "expected 101, got {status:?} {headers:?}"
+    );
+    assert_eq!(
+        head_value(&headers, "sec-websocket-accept"),
+        Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+    );
+    assert!(
+        head_value(&headers, "upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket")),
+        "{headers:?}"
+    );
+    assert!(
+        head_value(&headers, "connection")
+            .is_some_and(|v| v.to_ascii_lowercase().contains("upgrade")),
+        "{headers:?}"
+    );
+    assert!(
+        early.is_empty(),
+        "nothing may follow the 101 before we send: {early:?}"
+    );
+    ws
+}
+
+/// One message through the tunnel and back.
+async fn websocket_round_trip(ws: &mut TcpStream, message: &[u8]) {
+    ws.write_all(message).await.unwrap();
+    let mut echoed = vec![0u8; message.len()];
+    tokio::time::timeout(PATIENCE, ws.read_exact(&mut echoed))
+        .await
+        .expect("echo in time")
+        .unwrap();
+    assert_eq!(echoed, message);
 }
 
 #[tokio::test]
@@ -243,32 +348,29 @@ async fn websocket_upgrade_is_spliced_both_ways() {
     let (url, mut seen) = websocket_echo_upstream().await;
     let gw = TestGateway::start(&minimal_config(&url)).await;
 
-    let mut ws = TcpStream::connect(gw.addr).await.unwrap();
-    // The sample handshake of RFC 6455 §1.3, whose accept key is known.
-    let handshake = "GET /chat HTTP/1.1\r\nHost: chat.example.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-    ws.write_all(handshake.as_bytes()).await.unwrap();
-    let (status, headers, early) = read_head(&mut ws).await;
-
-    assert!(status.starts_with("HTTP/1.1 101"), "expected 101, got {status:?} {headers:?}");
-    assert_eq!(head_value(&headers, "sec-websocket-accept"), Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
-    assert!(head_value(&headers, "upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket")), "{headers:?}");
-    assert!(head_value(&headers, "connection").is_some_and(|v| v.to_ascii_lowercase().contains("upgrade")), "{headers:?}");
-    assert!(early.is_empty(), "nothing may follow the 101 before we send: {early:?}");
+    let mut ws = websocket_handshake(gw.addr, "Upgrade").await;
 
     let upstream_saw = seen.recv().await.unwrap();
     assert_eq!(upstream_saw.get(header::UPGRADE).unwrap(), "websocket");
-    assert!(upstream_saw.get(header::CONNECTION).unwrap().to_str().unwrap().to_ascii_lowercase().contains("upgrade"));
-    assert_eq!(upstream_saw.get("sec-websocket-key").unwrap(), "dGhlIHNhbXBsZSBub25jZQ==");
+    assert!(
+        upstream_saw
+            .get(header::CONNECTION)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_ascii_lowercase()
+            .contains("upgrade")
+    );
+    assert_eq!(
+        upstream_saw.get("sec-websocket-key").unwrap(),
+        "dGhlIHNhbXBsZSBub25jZQ=="
+    );
     assert_eq!(upstream_saw.get("sec-websocket-version").unwrap(), "13");
+
+    websocket_round_trip(&mut ws, b"ping through the gateway").await;
 
     // A small message, then a large one written while the echo is read concurrently, so
     // both directions stream at once.
-    ws.write_all(b"ping through the gateway").await.unwrap();
-    let mut echoed = [0u8; 24];
-    tokio::time::timeout(PATIENCE, ws.read_exact(&mut echoed)).await.expect("echo in time").unwrap();
-    assert_eq!(&echoed, b"ping through the gateway");
-
     let big: Vec<u8> = (0..256 * 1024).map(|i| (i % 251) as u8).collect();
     let (mut rd, mut wr) = ws.into_split();
     let sent = big.clone();
@@ -279,10 +381,27 @@ async fn websocket_upgrade_is_spliced_both_ways() {
         wr
     });
     let mut back = Vec::new();
-    tokio::time::timeout(PATIENCE, rd.read_to_end(&mut back)).await.expect("echo and close in time").unwrap();
+    tokio::time::timeout(PATIENCE, rd.read_to_end(&mut back))
+        .await
+        .expect("echo and close in time")
+        .unwrap();
     let _wr = writer.await.unwrap();
     assert_eq!(back.len(), big.len());
     assert!(back == big, "echoed bytes differ");
+}
+
+#[tokio::test]
+async fn websocket_handshake_with_a_connection_list_as_browsers_send_it() {
+    let (url, mut seen) = websocket_echo_upstream().await;
+    let gw = TestGateway::start(&minimal_config(&url)).await;
+
+    // Firefox sends `Connection: keep-alive, Upgrade`.
+    let mut ws = websocket_handshake(gw.addr, "keep-alive, Upgrade").await;
+    let upstream_saw = seen.recv().await.unwrap();
+    assert_eq!(upstream_saw.get(header::UPGRADE).unwrap(), "websocket");
+    assert!(upstream_saw.get("keep-alive").is_none());
+    websocket_round_trip(&mut ws, b"hello").await;
+    websocket_round_trip(&mut ws, b"and again").await;
 }
 
 #[tokio::test]
@@ -291,11 +410,27 @@ async fn upgrade_refused_by_upstream_is_an_ordinary_response() {
     let gw = TestGateway::start(&minimal_config(&url)).await;
 
     // Missing Sec-WebSocket-Key: the upstream answers 400 and the connection stays HTTP.
-    let resp = gw.client.request(Method::GET, &gw.url("/chat"), &[("upgrade", "websocket"), ("connection", "upgrade")], "").await;
+    let resp = gw
+        .client
+        .request(
+            Method::GET,
+            &gw.url("/chat"),
+            &[("upgrade", "websocket"), ("connection", "upgrade")],
+            "",
+        )
+        .await;
     assert_eq!(resp.status, 400);
     assert_eq!(resp.text(), "not a websocket handshake");
-    assert_eq!(resp.header("upgrade"), None, "hop-by-hop headers of a non-101 answer are dropped");
-    assert_eq!(gw.get("/after").await.status, 400, "the connection still serves requests");
+    assert_eq!(
+        resp.header("upgrade"),
+        None,
+        "hop-by-hop headers of a non-101 answer are dropped"
+    );
+    assert_eq!(
+        gw.get("/after").await.status,
+        400,
+        "the connection still serves requests"
+    );
 }
 
 #[tokio::test]
@@ -305,13 +440,19 @@ async fn server_sent_events_stream_without_buffering() {
     let url = custom_upstream(move |_req| {
         let release = release.lock().unwrap().take();
         async move {
-            let first = futures_util::stream::once(async { Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"event: tick\ndata: first\n\n"))) });
+            let first = futures_util::stream::once(async {
+                Ok::<_, Infallible>(Frame::data(Bytes::from_static(
+                    b"event: tick\ndata: first\n\n",
+                )))
+            });
             // The second event exists only once the test has seen the first one.
             let second = futures_util::stream::once(async move {
                 if let Some(release) = release {
                     let _ = release.await;
                 }
-                Ok(Frame::data(Bytes::from_static(b"event: tick\ndata: second\n\n")))
+                Ok(Frame::data(Bytes::from_static(
+                    b"event: tick\ndata: second\n\n",
+                )))
             });
             Response::builder()
                 .header(header::CONTENT_TYPE, "text/event-stream")
@@ -324,10 +465,18 @@ async fn server_sent_events_stream_without_buffering() {
     let gw = TestGateway::start(&minimal_config(&url)).await;
 
     let mut send = http1_connection(gw.addr).await;
-    let req = Request::get("/events").header(header::HOST, "sse.example.test").header(header::ACCEPT, "text/event-stream");
-    let resp = send.send_request(req.body(Full::default()).unwrap()).await.unwrap();
+    let req = Request::get("/events")
+        .header(header::HOST, "sse.example.test")
+        .header(header::ACCEPT, "text/event-stream");
+    let resp = send
+        .send_request(req.body(Full::default()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(resp.headers().get(header::CONTENT_TYPE).unwrap(), "text/event-stream");
+    assert_eq!(
+        resp.headers().get(header::CONTENT_TYPE).unwrap(),
+        "text/event-stream"
+    );
     let mut body = resp.into_body();
 
     let mut received = Vec::new();
@@ -342,7 +491,11 @@ async fn server_sent_events_stream_without_buffering() {
     assert_eq!(received, b"event: tick\ndata: first\n\n");
 
     release_tx.send(()).unwrap();
-    let rest = tokio::time::timeout(PATIENCE, body.collect()).await.expect("rest of the stream").unwrap().to_bytes();
+    let rest = tokio::time::timeout(PATIENCE, body.collect())
+        .await
+        .expect("rest of the stream")
+        .unwrap()
+        .to_bytes();
     assert_eq!(&rest[..], b"event: tick\ndata: second\n\n");
 }
 
@@ -359,7 +512,9 @@ async fn grpc_trailers_pass_through_http2_end_to_end() {
             trailers.insert("grpc-status", HeaderValue::from_static("0"));
             trailers.insert("grpc-message", HeaderValue::from_static("ok"));
             let frames: Vec<Result<_, Infallible>> = vec![
-                Ok(Frame::data(Bytes::from_static(b"\x00\x00\x00\x00\x05hello"))),
+                Ok(Frame::data(Bytes::from_static(
+                    b"\x00\x00\x00\x00\x05hello",
+                ))),
                 Ok(Frame::trailers(trailers)),
             ];
             Response::builder()
@@ -380,11 +535,17 @@ async fn grpc_trailers_pass_through_http2_end_to_end() {
     let resp = send.send_request(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.version(), Version::HTTP_2);
-    assert_eq!(resp.headers().get(header::CONTENT_TYPE).unwrap(), "application/grpc");
+    assert_eq!(
+        resp.headers().get(header::CONTENT_TYPE).unwrap(),
+        "application/grpc"
+    );
 
     let mut body = resp.into_body();
     let (mut data, mut trailers) = (Vec::new(), None);
-    while let Some(frame) = tokio::time::timeout(PATIENCE, body.frame()).await.expect("frames in time") {
+    while let Some(frame) = tokio::time::timeout(PATIENCE, body.frame())
+        .await
+        .expect("frames in time")
+    {
         let frame = frame.unwrap();
         match frame.into_data() {
             Ok(chunk) => data.extend_from_slice(&chunk),
@@ -398,7 +559,14 @@ async fn grpc_trailers_pass_through_http2_end_to_end() {
 
     let (version, headers, body) = seen_rx.recv().await.unwrap();
     assert_eq!(version, Version::HTTP_2, "the upstream hop is HTTP/2");
-    assert_eq!(headers.get(header::TE).unwrap(), "trailers", "te: trailers must reach the upstream");
-    assert_eq!(headers.get(header::CONTENT_TYPE).unwrap(), "application/grpc");
+    assert_eq!(
+        headers.get(header::TE).unwrap(),
+        "trailers",
+        "te: trailers must reach the upstream"
+    );
+    assert_eq!(
+        headers.get(header::CONTENT_TYPE).unwrap(),
+        "application/grpc"
+    );
     assert_eq!(&body[..], b"\x00\x00\x00\x00\x03hey");
 }
