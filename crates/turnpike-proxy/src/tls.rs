@@ -73,7 +73,7 @@ impl SniResolver {
                 if let Some(ck) = self
                     .by_contents
                     .iter()
-                    .find(|ck| certificate_names(ck, &server_name))
+                    .find(|ck| certificate_covers(ck, &server_name))
                 {
                     return Some(ck.clone());
                 }
@@ -84,7 +84,7 @@ impl SniResolver {
 }
 
 /// True when the leaf certificate's subject alternative names cover `name`.
-fn certificate_names(ck: &CertifiedKey, name: &ServerName<'_>) -> bool {
+fn certificate_covers(ck: &CertifiedKey, name: &ServerName<'_>) -> bool {
     ck.end_entity_cert()
         .ok()
         .and_then(|leaf| ParsedCertificate::try_from(leaf).ok())
