@@ -203,7 +203,7 @@ reset_peak_rss() { # NAME: restart VmHWM from the current RSS (Linux >= 4.0); fa
 }
 
 # ---------------------------------------------------------------------------------------------
-# 1. Tools
+# Tools
 # ---------------------------------------------------------------------------------------------
 POLICY_RC=/usr/sbin/policy-rc.d
 remove_policy_rc() {
@@ -236,7 +236,7 @@ install_tools() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# 2. Turnpike binary
+# Turnpike binary
 # ---------------------------------------------------------------------------------------------
 build_turnpike() {
   if [[ -n ${TURNPIKE_BIN:-} ]]; then
@@ -252,7 +252,7 @@ build_turnpike() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# 3. Configs for every server
+# Configs for every server
 # ---------------------------------------------------------------------------------------------
 
 # Lines every private nginx config needs: pid and temp files under bench/out, never /run or
@@ -503,7 +503,7 @@ run_wrk() { # KEY URL: one measured run; stores KEY.{rps,p50,p99,requests,errors
 }
 
 # ---------------------------------------------------------------------------------------------
-# 4. Scenarios
+# Scenarios
 # ---------------------------------------------------------------------------------------------
 
 # Closed-loop maximum throughput with wrk, plus the proxy's CPU per request and peak memory.
@@ -602,8 +602,14 @@ scenario_start_turnpike() {
 
 # The same load with $ROUTES prefix routes in the table: routing must not slow down with size.
 # Requests go to the last-defined prefix route, the worst case for a router that scans in order.
+# The 1-route baseline is measured again right before, on the same path, so that both runs see
+# the same machine state (on 2 shared cores, minutes apart can differ by more than 5%).
 scenario_routes() {
   local url="http://127.0.0.1:$PORT_TURNPIKE/svc$((ROUTES - 1))/bench"
+  [[ -f $RUN/turnpike.pid ]] || start_turnpike "$CONF/turnpike.yaml"
+  check_body "$url"
+  warm_up "$url"
+  run_wrk routes1 "$url"
   start_turnpike "$CONF/turnpike-routes.yaml"
   put routes.startup_ms "$TURNPIKE_STARTUP_MS"
   put routes.idle_mib "$(kib_to_mib "$TURNPIKE_IDLE_KIB")"
@@ -660,7 +666,7 @@ step() { # NAME CMD...
 }
 
 # ---------------------------------------------------------------------------------------------
-# 7. Report
+# Report
 # ---------------------------------------------------------------------------------------------
 ratio() { # A B -> A/B with 2 decimals, n/a when either is missing
   awk -v a="$1" -v b="$2" 'BEGIN {
@@ -693,7 +699,7 @@ report() {
   rps_h=$(ratio "$(get turnpike.rps)" "$(get haproxy.rps)")
   fp99_n=$(ratio "$(get fixed.turnpike.p99)" "$(get fixed.nginx.p99)")
   fp99_h=$(ratio "$(get fixed.turnpike.p99)" "$(get fixed.haproxy.p99)")
-  r10k=$(ratio "$(get routes.rps)" "$(get turnpike.rps)")
+  r10k=$(ratio "$(get routes.rps)" "$(get routes1.rps)")
   h2r=$(ratio "$(get h2c.turnpike.rps)" "$(get h2c.direct.rps)")
   idle=$(get turnpike.idle_mib)
   srss=$(awk -v a="$(get stream.up_rss)" -v b="$(get stream.down_rss)" 'BEGIN {
@@ -725,7 +731,7 @@ report() {
     echo "Fixed rate: $(get fixed.rate) req/s in total. errors = failed or non-2xx requests in the wrk / fixed-rate / h2c runs."
     echo "other CPU % = share of the machine's CPU used by processes outside the benchmark during the wrk / fixed-rate / h2c runs; above ~10% that row's numbers are depressed, rerun on a quiet machine."
     echo "direct = the upstream nginx alone ($UPSTREAM_WORKERS worker); its CPU and RSS columns are the upstream's own."
-    echo "$ROUTES routes: $(get routes.rps) req/s (p50 $(get routes.p50) ms, p99 $(get routes.p99) ms, errors $(get routes.errors), other CPU $(get routes.other)%)."
+    echo "Routes, on /svc$((ROUTES - 1))/bench: 1 route $(get routes1.rps) req/s (p99 $(get routes1.p99) ms, errors $(get routes1.errors), other CPU $(get routes1.other)%), $ROUTES routes $(get routes.rps) req/s (p99 $(get routes.p99) ms, errors $(get routes.errors), other CPU $(get routes.other)%)."
     echo "Turnpike startup: $(get turnpike.startup_ms) ms with 1 route, $(get routes.startup_ms) ms with $ROUTES routes (idle RSS then $(get routes.idle_mib) MiB)."
     if [[ $SKIP_STREAMING == 1 ]]; then echo "Streaming: skipped (SKIP_STREAMING=1)."; else
     echo "Streaming ${STREAM_MIB} MiB: upload $(get stream.up_mibs) MiB/s (peak RSS $(get stream.up_rss) MiB), download $(get stream.down_mibs) MiB/s (peak RSS $(get stream.down_rss) MiB)."; fi

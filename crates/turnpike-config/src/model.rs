@@ -77,10 +77,9 @@ pub struct Server {
     pub max_uri_length: usize,
     /// Largest request body accepted; larger gets 413. Streamed, never buffered.
     pub max_body_bytes: ByteSize,
-    /// Time a client has to send the whole request head (defeats slowloris).
+    /// Time a client has to send the whole request head (defeats slowloris). An HTTP/1.1
+    /// keep-alive connection that sends no new request for this long is closed too.
     pub header_read_timeout: Duration,
-    /// Idle keep-alive connections from clients are closed after this long.
-    pub client_idle_timeout: Duration,
     /// On SIGTERM/SIGINT, in-flight requests get this long to finish.
     pub shutdown_timeout: Duration,
     /// Peers whose `X-Forwarded-*`/`Forwarded` headers are believed; others are overwritten.
@@ -100,7 +99,6 @@ impl Default for Server {
             max_uri_length: 8 * 1024,
             max_body_bytes: ByteSize(10 * 1024 * 1024),
             header_read_timeout: Duration::from_secs(10),
-            client_idle_timeout: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(30),
             trusted_proxies: Vec::new(),
             via: true,

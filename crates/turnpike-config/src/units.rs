@@ -391,4 +391,29 @@ mod tests {
         assert_eq!(ByteSize(10_000).to_string(), "10KB");
         assert_eq!(ByteSize(1_500).to_string(), "1500");
     }
+
+    #[test]
+    fn serde_round_trip() {
+        use serde_json::{Value, from_value, json, to_value};
+        let d = Duration::from_secs(90);
+        assert_eq!(to_value(d).ok(), Some(json!("90s")));
+        assert_eq!(from_value::<Duration>(json!("1m30s")).ok(), Some(d));
+        let err = from_value::<Duration>(json!(30))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some(
+                "invalid duration 30: a bare number has no unit; expected a number followed by ms, s, m, h or d (e.g. \"30s\")"
+            )
+        );
+        for (size, text) in [
+            (ByteSize(10 << 20), json!("10MiB")),
+            (ByteSize(1500), json!(1500)),
+        ] {
+            assert_eq!(to_value(size).ok(), Some(text.clone()));
+            assert_eq!(from_value::<ByteSize>(text).ok(), Some(size));
+        }
+        assert!(from_value::<ByteSize>(Value::from(1.5)).is_err());
+    }
 }

@@ -186,10 +186,6 @@ impl Checker<'_> {
             "server.header_read_timeout".to_owned(),
             server.header_read_timeout,
         );
-        self.positive(
-            "server.client_idle_timeout".to_owned(),
-            server.client_idle_timeout,
-        );
         if let Err(msg) = lexical::header_name(&server.request_id_header) {
             self.err("server.request_id_header", msg);
         }
@@ -203,26 +199,7 @@ impl Checker<'_> {
             );
             self.err(format!("{at}.targets"), msg);
         }
-        let mut urls: HashMap<&str, usize> = HashMap::new();
-        for (i, target) in u.targets.iter().enumerate() {
-            let t = format!("{at}.targets[{i}]");
-            if let Err(msg) = lexical::target_url(&target.url) {
-                self.err(format!("{t}.url"), msg);
-            } else if let Some(first) = urls.insert(&target.url, i) {
-                let line = self.line(&format!("{at}.targets[{first}].url"));
-                let msg = format!(
-                    "target {} is listed twice (first at line {line}); raise its `weight` instead",
-                    target.url
-                );
-                self.err(format!("{t}.url"), msg);
-            }
-            if !(1..=10_000).contains(&target.weight) {
-                self.err(
-                    format!("{t}.weight"),
-                    format!("weight must be 1 to 10000, found {}", target.weight),
-                );
-            }
-        }
+        self.targets(at, u);
         self.balancer(at, u);
         if let HostHeader::Fixed(host) = &u.host_header {
             let bad = host.trim().is_empty() || host.contains(char::is_whitespace);
@@ -244,6 +221,34 @@ impl Checker<'_> {
         for (name, d) in timeouts {
             self.positive(format!("{at}.timeouts.{name}"), d);
         }
+        self.resilience(at, u);
+    }
+
+    fn targets(&mut self, at: &str, u: &Upstream) {
+        let mut urls: HashMap<&str, usize> = HashMap::new();
+        for (i, target) in u.targets.iter().enumerate() {
+            let t = format!("{at}.targets[{i}]");
+            if let Err(msg) = lexical::target_url(&target.url) {
+                self.err(format!("{t}.url"), msg);
+            } else if let Some(first) = urls.insert(&target.url, i) {
+                let line = self.line(&format!("{at}.targets[{first}].url"));
+                let msg = format!(
+                    "target {} is listed twice (first at line {line}); raise its `weight` instead",
+                    target.url
+                );
+                self.err(format!("{t}.url"), msg);
+            }
+            if !(1..=10_000).contains(&target.weight) {
+                self.err(
+                    format!("{t}.weight"),
+                    format!("weight must be 1 to 10000, found {}", target.weight),
+                );
+            }
+        }
+    }
+
+    /// Retries, health checks and the circuit breaker.
+    fn resilience(&mut self, at: &str, u: &Upstream) {
         self.statuses(
             &format!("{at}.retries.on_statuses"),
             &u.retries.on_statuses,

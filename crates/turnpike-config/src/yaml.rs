@@ -4,91 +4,19 @@
 //! Built on yaml-rust2's event parser because it reports a position for every event; the
 //! document is resolved with the YAML 1.2 core schema, so `on`/`yes` stay strings.
 
-use std::collections::{BTreeMap, HashMap};
+mod index;
+mod schema;
+
+use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 use crate::path;
-
-/// A place in the source text; both numbers are 1-based.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Position {
-    pub(crate) line: usize,
-    pub(crate) column: usize,
-}
-
-impl Position {
-    /// The start of the file, for documents too empty to point anywhere else.
-    pub(crate) const START: Self = Self { line: 1, column: 1 };
-
-    /// yaml-rust2 counts lines from 1 but columns from 0.
-    fn of(mark: Marker) -> Self {
-        Self {
-            line: mark.line(),
-            column: mark.col() + 1,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    /// Where the mapping key naming this node was written; `None` for sequence items.
-    key: Option<Position>,
-    value: Position,
-    /// An unquoted scalar, which env substitution may re-resolve (`port: ${PORT}`).
-    plain: bool,
-}
-
-/// Where each node of the document was written, by path (see [`crate::path`]).
-#[derive(Debug, Default)]
-pub(crate) struct PathIndex {
-    entries: BTreeMap<String, Entry>,
-}
-
-impl PathIndex {
-    /// Where the value at `path` (or its nearest recorded ancestor) starts.
-    pub(crate) fn value_pos(&self, path: &str) -> Position {
-        self.nearest(path).map_or(Position::START, |e| e.value)
-    }
-
-    /// Where the key naming `path` was written; the value's position for sequence items
-    /// and unrecorded paths.
-    pub(crate) fn key_pos(&self, path: &str) -> Position {
-        match self.entries.get(path) {
-            Some(Entry { key: Some(key), .. }) => *key,
-            _ => self.value_pos(path),
-        }
-    }
-
-    /// True when the value at `path` was written as an unquoted scalar.
-    pub(crate) fn is_plain(&self, path: &str) -> bool {
-        self.entries.get(path).is_some_and(|e| e.plain)
-    }
-
-    fn nearest(&self, mut path: &str) -> Option<&Entry> {
-        loop {
-            if let Some(entry) = self.entries.get(path) {
-                return Some(entry);
-            }
-            path = path::parent(path)?;
-        }
-    }
-
-    /// Gives the copy at `to` the positions of the original below `from`, so an error in
-    /// an aliased or merged value points at the text that defines it.
-    fn copy_below(&mut self, from: &str, to: &str) {
-        let copies: Vec<(String, Entry)> = self
-            .entries
-            .range(from.to_owned()..)
-            .take_while(|(p, _)| p.starts_with(from))
-            .filter(|(p, _)| p.len() > from.len() && path::is_within(p, from))
-            .map(|(p, e)| (format!("{to}{}", &p[from.len()..]), *e))
-            .collect();
-        self.entries.extend(copies);
-    }
-}
+use index::Entry;
+pub(crate) use index::{PathIndex, Position};
+pub(crate) use schema::resolve_plain;
 
 /// A parsed document: its value, where each part of it was written, and structural
 /// problems (duplicate keys and the like) that left a usable document behind.
@@ -129,73 +57,12 @@ pub(crate) fn parse(text: &str) -> Result<Document, YamlError> {
     })
 }
 
-/// Resolves an unquoted scalar with the YAML 1.2 core schema.
-pub(crate) fn resolve_plain(s: &str) -> Value {
-    match s {
-        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
-        "true" | "True" | "TRUE" => return Value::Bool(true),
-        "false" | "False" | "FALSE" => return Value::Bool(false),
-        _ => {}
-    }
-    if let Some(n) = resolve_int(s) {
-        return n;
-    }
-    if is_core_float(s) {
-        // `.inf` and `.nan` have no JSON form, so they stay strings and fail as such.
-        if let Some(n) = s.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
-            return Value::Number(n);
-        }
-    }
-    Value::String(s.to_owned())
-}
-
-fn resolve_int(s: &str) -> Option<Value> {
-    let radix = |prefix: &str, radix: u32| {
-        let digits = s.strip_prefix(prefix)?;
-        (!digits.is_empty()).then(|| u64::from_str_radix(digits, radix).ok())?
-    };
-    if let Some(n) = radix("0x", 16).or_else(|| radix("0o", 8)) {
-        return Some(Value::from(n));
-    }
-    let unsigned = s.strip_prefix(['-', '+']).unwrap_or(s);
-    if unsigned.is_empty() || !unsigned.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    if let Ok(n) = s.strip_prefix('+').unwrap_or(s).parse::<u64>() {
-        return Some(Value::from(n));
-    }
-    if let Ok(n) = s.parse::<i64>() {
-        return Some(Value::from(n));
-    }
-    // Too large for an integer: the core schema still calls it a number.
-    s.parse::<f64>()
-        .ok()
-        .and_then(serde_json::Number::from_f64)
-        .map(Value::Number)
-}
-
-/// `[-+]? ( \. [0-9]+ | [0-9]+ ( \. [0-9]* )? ) ( [eE] [-+]? [0-9]+ )?`
-fn is_core_float(s: &str) -> bool {
-    let s = s.strip_prefix(['-', '+']).unwrap_or(s);
-    let (mantissa, exponent) = match s.find(['e', 'E']) {
-        Some(i) => (&s[..i], Some(&s[i + 1..])),
-        None => (s, None),
-    };
-    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
-    let mantissa_ok = match mantissa.split_once('.') {
-        Some((int, frac)) => digits(int) && digits(frac) && !(int.is_empty() && frac.is_empty()),
-        None => !mantissa.is_empty() && digits(mantissa),
-    };
-    let exponent_ok = exponent.is_none_or(|e| {
-        let e = e.strip_prefix(['-', '+']).unwrap_or(e);
-        !e.is_empty() && digits(e)
-    });
-    mantissa_ok && exponent_ok
-}
-
 /// Most values aliases may expand to, so a "billion laughs" file fails instead of
 /// eating memory.
 const ALIAS_EXPANSION_LIMIT: usize = 100_000;
+
+const ONE_DOCUMENT: &str = "a configuration file holds one YAML document; \
+     remove this `---` and everything after it, or merge the documents";
 
 #[derive(Debug, Default)]
 struct Builder {
@@ -261,7 +128,7 @@ impl MarkedEventReceiver for Builder {
         if matches!(ev, Event::DocumentStart) {
             self.documents += 1;
             if self.documents == 2 {
-                self.error(mark, String::new(), "a configuration file holds one YAML document; remove this `---` and everything after it, or merge the documents".to_owned());
+                self.error(mark, String::new(), ONE_DOCUMENT.to_owned());
             }
         }
         if self.documents > 1 {
@@ -486,7 +353,7 @@ impl Builder {
                 value: Position::of(node.mark),
                 plain: node.plain,
             };
-            self.index.entries.insert(p.clone(), entry);
+            self.index.record(p.clone(), entry);
             if let Some(original) = &node.alias_of {
                 self.index.copy_below(original, p);
             }
@@ -564,14 +431,6 @@ impl Builder {
     }
 }
 
-impl PathIndex {
-    fn copy_entry(&mut self, from: &str, to: &str) {
-        if let Some(entry) = self.entries.get(from).copied() {
-            self.entries.insert(to.to_owned(), entry);
-        }
-    }
-}
-
 fn count_nodes(value: &Value) -> usize {
     match value {
         Value::Array(items) => 1 + items.iter().map(count_nodes).sum::<usize>(),
@@ -606,37 +465,6 @@ mod tests {
     fn at(d: &Document, path: &str) -> (usize, usize) {
         let p = d.index.value_pos(path);
         (p.line, p.column)
-    }
-
-    #[test]
-    fn core_schema() {
-        let cases = [
-            ("~", Value::Null),
-            ("", Value::Null),
-            ("True", Value::Bool(true)),
-            ("false", Value::Bool(false)),
-            ("42", Value::from(42)),
-            ("-7", Value::from(-7)),
-            ("+7", Value::from(7)),
-            ("0x1F", Value::from(31)),
-            ("0o17", Value::from(15)),
-            ("1.5", Value::from(1.5)),
-            ("1e3", Value::from(1000.0)),
-            (".5", Value::from(0.5)),
-            ("yes", Value::from("yes")),
-            ("127.0.0.1:8000", Value::from("127.0.0.1:8000")),
-            ("1.2.3", Value::from("1.2.3")),
-            ("0x", Value::from("0x")),
-            (".inf", Value::from(".inf")),
-        ];
-        for (text, want) in cases {
-            assert_eq!(resolve_plain(text), want, "{text}");
-        }
-        let d = doc("a: '42'\nb: \"true\"\nc: 42\nd: !!str 42\n");
-        assert_eq!(
-            d.value,
-            serde_json::json!({"a": "42", "b": "true", "c": 42, "d": "42"})
-        );
     }
 
     #[test]

@@ -48,7 +48,7 @@ fn full_config_loads_every_field() {
     assert_eq!(server.workers, 2);
     assert_eq!(server.max_header_bytes, ByteSize(32 * 1024));
     assert_eq!(server.max_body_bytes.bytes(), 1_000_000);
-    assert_eq!(server.client_idle_timeout, Duration::from_secs(90));
+    assert_eq!(server.header_read_timeout, Duration::from_secs(90));
     assert_eq!(server.trusted_proxies.len(), 2);
     assert!(!server.via);
     assert_eq!(server.request_id_header, "X-Correlation-Id");
@@ -263,22 +263,18 @@ fn type_errors_say_what_was_expected() {
 
 #[test]
 fn durations_and_sizes_parse_and_reject() {
-    let yaml = "listen: 127.0.0.1:8000\nserver:\n  max_body_bytes: 10MiB\n  max_header_bytes: 16384\n  client_idle_timeout: 1m30s\n  header_read_timeout: 250ms\n  shutdown_timeout: 1h\n";
+    let yaml = "listen: 127.0.0.1:8000\nserver:\n  max_body_bytes: 10MiB\n  max_header_bytes: 16384\n  header_read_timeout: 250ms\n  shutdown_timeout: 1h\n";
     let server = load(yaml).server;
     assert_eq!(server.max_body_bytes, ByteSize(10 * 1024 * 1024));
     assert_eq!(server.max_header_bytes, ByteSize(16_384));
-    assert_eq!(
-        server.client_idle_timeout.as_std(),
-        std::time::Duration::from_secs(90)
-    );
     assert_eq!(server.header_read_timeout, Duration::from_millis(250));
     assert_eq!(server.shutdown_timeout, Duration::from_secs(3600));
 
-    let yaml = "listen: 127.0.0.1:8000\nserver:\n  client_idle_timeout: 5x\n";
+    let yaml = "listen: 127.0.0.1:8000\nserver:\n  header_read_timeout: 5x\n";
     single_error(
         yaml,
         "3:24",
-        "server.client_idle_timeout",
+        "server.header_read_timeout",
         r#"invalid duration "5x": expected a number followed by ms, s, m, h or d (e.g. "30s")"#,
     );
     let yaml = "listen: 127.0.0.1:8000\nserver:\n  shutdown_timeout: 30\n";

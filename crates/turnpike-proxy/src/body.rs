@@ -46,7 +46,9 @@ impl IdleTimer {
 
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
         let limit = self.limit;
-        let sleep = self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
         sleep.as_mut().poll(cx).is_ready()
     }
 }
@@ -79,12 +81,20 @@ pin_project! {
 
 impl RequestBody {
     pub fn new(inner: Incoming, max_bytes: u64, idle: Duration) -> Self {
-        Self { inner: Some(inner), remaining: max_bytes, timer: IdleTimer::new(idle) }
+        Self {
+            inner: Some(inner),
+            remaining: max_bytes,
+            timer: IdleTimer::new(idle),
+        }
     }
 
     /// A body with nothing in it, used for retries and health checks.
     pub fn empty() -> Self {
-        Self { inner: None, remaining: 0, timer: IdleTimer::new(Duration::ZERO) }
+        Self {
+            inner: None,
+            remaining: 0,
+            timer: IdleTimer::new(Duration::ZERO),
+        }
     }
 }
 
@@ -92,7 +102,10 @@ impl Body for RequestBody {
     type Data = Bytes;
     type Error = BodyError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.project();
         let Some(inner) = this.inner.as_pin_mut() else {
             return Poll::Ready(None);
@@ -114,7 +127,9 @@ impl Body for RequestBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.as_ref().map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
     }
 }
 
@@ -131,11 +146,16 @@ pin_project! {
 impl ResponseBody {
     pub fn full(data: impl Into<Bytes>) -> Self {
         let data: Bytes = data.into();
-        Self::Full { data: (!data.is_empty()).then_some(data) }
+        Self::Full {
+            data: (!data.is_empty()).then_some(data),
+        }
     }
 
     pub fn upstream(inner: Incoming, idle: Duration) -> Self {
-        Self::Upstream { inner, timer: IdleTimer::new(idle) }
+        Self::Upstream {
+            inner,
+            timer: IdleTimer::new(idle),
+        }
     }
 }
 
@@ -143,7 +163,10 @@ impl Body for ResponseBody {
     type Data = Bytes;
     type Error = BodyError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.project() {
             ResponseBodyProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             ResponseBodyProj::Upstream { inner, timer } => poll_with_idle(inner, timer, cx),
@@ -159,7 +182,9 @@ impl Body for ResponseBody {
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            Self::Full { data } => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            Self::Full { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
             Self::Upstream { inner, .. } => inner.size_hint(),
         }
     }

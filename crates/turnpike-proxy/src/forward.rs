@@ -24,6 +24,9 @@ pub struct Outgoing {
     pub headers: HeaderMap,
     /// The client's Host (or `:authority`), for `host_header: preserve`.
     pub client_host: Option<HeaderValue>,
+    /// A protocol upgrade (WebSocket): always sent as HTTP/1.1, since HTTP/2 has no
+    /// `Upgrade` and an `http2` upstream would see a plain GET.
+    pub upgrade: bool,
 }
 
 /// Most targets one request tries (first attempt plus retries).
@@ -40,7 +43,11 @@ pub async fn forward(
     let deadline = tokio::time::Instant::now() + settings.total_timeout;
     let empty_body = body.as_ref().is_none_or(http_body::Body::is_end_stream);
     let idempotent = is_idempotent(&out.method);
-    let max_attempts = if empty_body { 1 + settings.retry_attempts.min(MAX_TRIED as u32 - 1) } else { 1 } as usize;
+    let max_attempts = if empty_body {
+        1 + settings.retry_attempts.min(MAX_TRIED as u32 - 1)
+    } else {
+        1
+    } as usize;
     up.budget.deposit();
     let mut tried = [usize::MAX; MAX_TRIED];
     let mut last_err = GatewayError::NoHealthyTarget;
@@ -55,19 +62,27 @@ pub async fn forward(
         }
         // Another target when there is one; the same one again when it is all we have.
         let picked = up.balancer.pick(&up.targets, hash, &tried[..attempt]);
-        let Some(idx) = picked.or_else(|| (attempt > 0).then(|| up.balancer.pick(&up.targets, hash, &[])).flatten())
-        else {
+        let Some(idx) = picked.or_else(|| {
+            (attempt > 0)
+                .then(|| up.balancer.pick(&up.targets, hash, &[]))
+                .flatten()
+        }) else {
             break;
         };
         tried[attempt] = idx;
         let last = attempt + 1 == max_attempts;
-        let headers = if last { std::mem::take(&mut out.headers) } else { out.headers.clone() };
+        let headers = if last {
+            std::mem::take(&mut out.headers)
+        } else {
+            out.headers.clone()
+        };
         let req_body = body.take().unwrap_or_else(RequestBody::empty);
-        let req = build_request(up, idx, &out, headers, req_body)?;
+        let http2 = settings.http2 && !out.upgrade;
+        let req = build_request(up, idx, &out, headers, req_body, http2)?;
         let _in_flight = InFlight::new(&up.targets[idx].state);
         let started = Instant::now();
         let limit = deadline.min(tokio::time::Instant::now() + settings.first_byte_timeout);
-        let sent = client::send(settings, req).map_err(|err| {
+        let sent = client::send(settings, http2, req).map_err(|err| {
             tracing::error!(error = %err, "no TLS client configuration for upstreams");
             GatewayError::UpstreamUnreachable
         })?;
@@ -89,7 +104,11 @@ pub async fn forward(
                 up.record(idx, false, None);
                 let connect = err.is_connect();
                 tracing::debug!(upstream = &*up.name, target = &*up.targets[idx].url, error = %err, "upstream attempt failed");
-                last_err = if connect { GatewayError::UpstreamUnreachable } else { GatewayError::UpstreamProtocol };
+                last_err = if connect {
+                    GatewayError::UpstreamUnreachable
+                } else {
+                    GatewayError::UpstreamProtocol
+                };
                 if !(connect || idempotent) {
                     break;
                 }
@@ -112,6 +131,7 @@ fn build_request(
     out: &Outgoing,
     mut headers: HeaderMap,
     body: RequestBody,
+    http2: bool,
 ) -> Result<Request<RequestBody>, GatewayError> {
     let target = &up.targets[idx];
     let uri = Uri::builder()
@@ -121,20 +141,34 @@ fn build_request(
         .build()
         .map_err(|_| GatewayError::BadRequest("request target cannot be forwarded"))?;
     let host = match &up.settings.host_header {
-        HostHeader::Preserve => out.client_host.clone().unwrap_or_else(|| target.host_value.clone()),
+        HostHeader::Preserve => out
+            .client_host
+            .clone()
+            .unwrap_or_else(|| target.host_value.clone()),
         HostHeader::Target => target.host_value.clone(),
-        HostHeader::Fixed(_) => up.settings.fixed_host.clone().unwrap_or_else(|| target.host_value.clone()),
+        HostHeader::Fixed(_) => up
+            .settings
+            .fixed_host
+            .clone()
+            .unwrap_or_else(|| target.host_value.clone()),
     };
     headers.insert(header::HOST, host);
     let mut req = Request::new(body);
     *req.method_mut() = out.method.clone();
     *req.uri_mut() = uri;
-    *req.version_mut() = if up.settings.http2 { Version::HTTP_2 } else { Version::HTTP_11 };
+    *req.version_mut() = if http2 {
+        Version::HTTP_2
+    } else {
+        Version::HTTP_11
+    };
     *req.headers_mut() = headers;
     Ok(req)
 }
 
 /// RFC 9110 §9.2.2.
 pub fn is_idempotent(method: &Method) -> bool {
-    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE)
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
 }

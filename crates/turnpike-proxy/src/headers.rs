@@ -29,9 +29,12 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
             headers.remove(name);
         }
     }
-    let te_trailers = headers
-        .get(header::TE)
-        .is_some_and(|v| v.to_str().is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers"))));
+    let te_trailers = headers.get(header::TE).is_some_and(|v| {
+        v.to_str().is_ok_and(|s| {
+            s.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        })
+    });
     headers.remove(header::CONNECTION);
     headers.remove(&KEEP_ALIVE);
     headers.remove(&PROXY_CONNECTION);
@@ -58,8 +61,14 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
     if !is_trusted(peer, trusted) {
         return peer;
     }
-    let hops = headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok());
-    let mut all: Vec<IpAddr> = hops.flat_map(|v| v.split(',')).filter_map(|s| s.trim().parse().ok()).collect();
+    let hops = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    let mut all: Vec<IpAddr> = hops
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
     while let Some(ip) = all.pop() {
         if !is_trusted(ip, trusted) {
             return ip;
@@ -142,12 +151,20 @@ pub struct InvalidHeader(pub String);
 
 impl Transform {
     pub fn compile(cfg: &HeaderTransform) -> Result<Self, InvalidHeader> {
-        let name = |n: &str| HeaderName::from_bytes(n.as_bytes()).map_err(|_| InvalidHeader(n.to_owned()));
+        let name =
+            |n: &str| HeaderName::from_bytes(n.as_bytes()).map_err(|_| InvalidHeader(n.to_owned()));
         let pair = |(n, v): (&String, &String)| -> Result<_, InvalidHeader> {
-            Ok((name(n)?, HeaderValue::from_str(v).map_err(|_| InvalidHeader(n.clone()))?))
+            Ok((
+                name(n)?,
+                HeaderValue::from_str(v).map_err(|_| InvalidHeader(n.clone()))?,
+            ))
         };
         Ok(Self {
-            remove: cfg.remove.iter().map(|n| name(n)).collect::<Result<_, _>>()?,
+            remove: cfg
+                .remove
+                .iter()
+                .map(|n| name(n))
+                .collect::<Result<_, _>>()?,
             set: cfg.set.iter().map(pair).collect::<Result<_, _>>()?,
             add: cfg.add.iter().map(pair).collect::<Result<_, _>>()?,
         })

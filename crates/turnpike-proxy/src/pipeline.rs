@@ -43,12 +43,19 @@ pub struct ConnCtx {
 }
 
 /// Entry point for every request on every listener.
-pub async fn handle(conn: Arc<ConnCtx>, req: Request<Incoming>) -> Result<Response<ResponseBody>, Infallible> {
+pub async fn handle(
+    conn: Arc<ConnCtx>,
+    req: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible> {
     let started = Instant::now();
     // The snapshot is read once; the request finishes on it even if a reload happens.
     let snap = conn.shared.snapshot();
     let id_header = &snap.server.request_id_header;
-    let request_id = req.headers().get(id_header).cloned().unwrap_or_else(new_request_id);
+    let request_id = req
+        .headers()
+        .get(id_header)
+        .cloned()
+        .unwrap_or_else(new_request_id);
     let method = req.method().clone();
     let mut resp = match serve(&snap, &conn, req, &request_id).await {
         Ok(resp) => resp,
@@ -70,20 +77,46 @@ async fn serve(
 ) -> Result<Response<ResponseBody>, GatewayError> {
     check_limits(snap, &req)?;
     let upgrade = upgrade::is_upgrade_request(&req).then(|| hyper::upgrade::on(&mut req));
-    let host_value = req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    let host_value = req
+        .uri()
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         .or_else(|| req.headers().get(header::HOST).cloned());
-    let host = host_value.as_ref().and_then(|h| h.to_str().ok()).map(normalise_host).unwrap_or_default();
+    let host = host_value
+        .as_ref()
+        .and_then(|h| h.to_str().ok())
+        .map(normalise_host)
+        .unwrap_or_default();
     let path = req.uri().path();
-    let (m, route) = snap.route(&host, path, req.method(), req.headers()).ok_or(GatewayError::NoRoute)?;
+    let (m, route) = snap
+        .route(&host, path, req.method(), req.headers())
+        .ok_or(GatewayError::NoRoute)?;
     let upstream = &snap.upstreams[route.upstream];
     let client_ip = headers::client_ip(conn.peer.ip(), req.headers(), &snap.server.trusted_proxies);
 
     let path_and_query = upstream_path(route.upstream_path(&m, path).as_ref(), req.uri().query())?;
     let version = req.version();
     let (parts, body) = req.into_parts();
-    let out = upstream_request(snap, conn, parts, path_and_query, host_value, request_id, upgrade.is_some(), route);
-    let hash = upstream.balancer.key_hash(&PickCtx { headers: &out.headers, client_ip, path: out.path_and_query.path() });
-    let body = RequestBody::new(body, snap.server.max_body_bytes, upstream.settings.idle_timeout);
+    let out = upstream_request(
+        snap,
+        conn,
+        parts,
+        path_and_query,
+        host_value,
+        request_id,
+        upgrade.is_some(),
+        route,
+    );
+    let hash = upstream.balancer.key_hash(&PickCtx {
+        headers: &out.headers,
+        client_ip,
+        path: out.path_and_query.path(),
+    });
+    let body = RequestBody::new(
+        body,
+        snap.server.max_body_bytes,
+        upstream.settings.idle_timeout,
+    );
     let mut resp = forward::forward(upstream, out, Some(body), hash).await?;
 
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -93,7 +126,13 @@ async fn serve(
     } else {
         headers::strip_hop_by_hop(resp.headers_mut(), false);
     }
-    Ok(downstream_response(snap, route, resp, version, upstream.settings.idle_timeout))
+    Ok(downstream_response(
+        snap,
+        route,
+        resp,
+        version,
+        upstream.settings.idle_timeout,
+    ))
 }
 
 /// Rejects what must never reach an upstream; cheap checks before any routing work.
@@ -107,14 +146,20 @@ fn check_limits(snap: &Snapshot, req: &Request<Incoming>) -> Result<(), GatewayE
         return Err(GatewayError::TooManyHeaders);
     }
     let headers = req.headers();
-    if headers.contains_key(header::TRANSFER_ENCODING) && headers.contains_key(header::CONTENT_LENGTH) {
+    if headers.contains_key(header::TRANSFER_ENCODING)
+        && headers.contains_key(header::CONTENT_LENGTH)
+    {
         // Both framings at once is how request smuggling starts (RFC 9112 §6.3).
-        return Err(GatewayError::BadRequest("both Content-Length and Transfer-Encoding are present"));
+        return Err(GatewayError::BadRequest(
+            "both Content-Length and Transfer-Encoding are present",
+        ));
     }
     let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
     if let Some(first) = lengths.next() {
         if lengths.any(|other| other != first) {
-            return Err(GatewayError::BadRequest("conflicting Content-Length values"));
+            return Err(GatewayError::BadRequest(
+                "conflicting Content-Length values",
+            ));
         }
         let len: u64 = first
             .to_str()
@@ -126,7 +171,9 @@ fn check_limits(snap: &Snapshot, req: &Request<Incoming>) -> Result<(), GatewayE
         }
     }
     if !req.uri().path().starts_with('/') {
-        return Err(GatewayError::BadRequest("request target must be an absolute path"));
+        return Err(GatewayError::BadRequest(
+            "request target must be an absolute path",
+        ));
     }
     Ok(())
 }
@@ -138,7 +185,11 @@ fn normalise_host(host: &str) -> Cow<'_, str> {
         Some(rest) => rest.find(']').map_or(host, |i| &host[..i + 2]),
         None => host.rsplit_once(':').map_or(host, |(h, _)| h),
     };
-    if bare.bytes().any(|b| b.is_ascii_uppercase()) { Cow::Owned(bare.to_ascii_lowercase()) } else { Cow::Borrowed(bare) }
+    if bare.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(bare.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(bare)
+    }
 }
 
 fn upstream_path(path: &str, query: Option<&str>) -> Result<PathAndQuery, GatewayError> {
@@ -164,13 +215,27 @@ fn upstream_request(
     headers::strip_hop_by_hop(&mut headers, is_upgrade);
     let trusted_peer = headers::is_trusted(conn.peer.ip(), &snap.server.trusted_proxies);
     let proto = if conn.tls { "https" } else { "http" };
-    headers::add_forwarded(&mut headers, &Hop { peer: conn.peer.ip(), trusted_peer, proto, host: client_host.as_ref() });
+    headers::add_forwarded(
+        &mut headers,
+        &Hop {
+            peer: conn.peer.ip(),
+            trusted_peer,
+            proto,
+            host: client_host.as_ref(),
+        },
+    );
     if snap.server.via {
         headers::add_via(&mut headers, parts.version);
     }
     headers.insert(snap.server.request_id_header.clone(), request_id.clone());
     route.request_headers.apply(&mut headers);
-    Outgoing { method: parts.method, path_and_query, headers, client_host }
+    Outgoing {
+        method: parts.method,
+        path_and_query,
+        headers,
+        client_host,
+        upgrade: is_upgrade,
+    }
 }
 
 fn downstream_response(

@@ -30,7 +30,9 @@ pub fn reload_file(shared: &Shared, path: &Path) -> Result<u64, ReloadError> {
 pub fn reload_and_log(shared: &Shared, path: &Path) {
     match reload_file(shared, path) {
         Ok(version) => tracing::info!(version, file = %path.display(), "configuration reloaded"),
-        Err(err) => tracing::error!(file = %path.display(), "configuration rejected, still serving the previous one:\n{err}"),
+        Err(err) => {
+            tracing::error!(file = %path.display(), "configuration rejected, still serving the previous one:\n{err}")
+        }
     }
 }
 

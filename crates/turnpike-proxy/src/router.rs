@@ -30,10 +30,12 @@ pub fn parse_pattern(path: &str) -> Vec<Segment> {
         return Vec::new();
     }
     body.split('/')
-        .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            Some(name) => Segment::Param(name.into()),
-            None => Segment::Literal(s.into()),
-        })
+        .map(
+            |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => Segment::Param(name.into()),
+                None => Segment::Literal(s.into()),
+            },
+        )
         .collect()
 }
 
@@ -52,7 +54,10 @@ impl Conditions {
     fn accepts(&self, method: &Method, headers: &HeaderMap) -> bool {
         (self.methods.is_empty() || self.methods.contains(method))
             && self.headers.iter().all(|(name, values)| {
-                headers.get_all(name).iter().any(|v| values.iter().any(|want| want == v))
+                headers
+                    .get_all(name)
+                    .iter()
+                    .any(|v| values.iter().any(|want| want == v))
             })
     }
 }
@@ -136,7 +141,9 @@ impl Router {
                 }
             }
         }
-        router.wildcard_hosts.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        router
+            .wildcard_hosts
+            .sort_by_key(|w| std::cmp::Reverse(w.0.len()));
         router.sort_entries();
         router
     }
@@ -156,14 +163,23 @@ impl Router {
     }
 
     fn sort_entries(&mut self) {
-        let tries = self.exact_hosts.values_mut().chain(self.wildcard_hosts.iter_mut().map(|(_, t)| t));
+        let tries = self
+            .exact_hosts
+            .values_mut()
+            .chain(self.wildcard_hosts.iter_mut().map(|(_, t)| t));
         for trie in tries.chain(std::iter::once(&mut self.any_host)) {
             trie.root.sort();
         }
     }
 
     /// Finds the route for a request. `host` is lower-case without a port.
-    pub fn find(&self, host: &str, path: &str, method: &Method, headers: &HeaderMap) -> Option<Match> {
+    pub fn find(
+        &self,
+        host: &str,
+        path: &str,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Option<Match> {
         let accepts = |e: &Entry| self.conditions[e.route as usize].accepts(method, headers);
         if let Some(trie) = self.exact_hosts.get(host) {
             if let Some(m) = trie.find(path, &accepts) {
@@ -216,7 +232,8 @@ impl Trie {
     fn find(&self, path: &str, accepts: &dyn Fn(&Entry) -> bool) -> Option<Match> {
         let rest = path.strip_prefix('/')?;
         let start = (!rest.is_empty()).then_some(1);
-        find_exact(&self.root, path, start, accepts).or_else(|| find_prefix(&self.root, path, start, 0, accepts))
+        find_exact(&self.root, path, start, accepts)
+            .or_else(|| find_prefix(&self.root, path, start, 0, accepts))
     }
 }
 
@@ -230,15 +247,28 @@ fn next_segment(path: &str, at: usize) -> (&str, Option<usize>) {
 }
 
 fn to_match(e: &Entry, matched_len: usize) -> Match {
-    Match { route: e.route as usize, pattern: e.pattern as usize, matched_len }
+    Match {
+        route: e.route as usize,
+        pattern: e.pattern as usize,
+        matched_len,
+    }
 }
 
 /// Depth-first, literals before params: the first full-length match is the most specific.
-fn find_exact(node: &Node, path: &str, at: Option<usize>, accepts: &dyn Fn(&Entry) -> bool) -> Option<Match> {
+fn find_exact(
+    node: &Node,
+    path: &str,
+    at: Option<usize>,
+    accepts: &dyn Fn(&Entry) -> bool,
+) -> Option<Match> {
     let Some(at) = at else {
         // A trailing slash is not part of what a pattern covers (so `/` covers nothing).
         let covered = path.trim_end_matches('/').len();
-        return node.exact.iter().find(|e| accepts(e)).map(|e| to_match(e, covered));
+        return node
+            .exact
+            .iter()
+            .find(|e| accepts(e))
+            .map(|e| to_match(e, covered));
     };
     let (seg, next) = next_segment(path, at);
     if let Some(child) = node.literals.get(seg) {
@@ -274,7 +304,10 @@ fn find_prefix(
             }
         }
     }
-    node.prefix.iter().find(|e| accepts(e)).map(|e| to_match(e, consumed))
+    node.prefix
+        .iter()
+        .find(|e| accepts(e))
+        .map(|e| to_match(e, consumed))
 }
 
 #[cfg(test)]
@@ -286,12 +319,17 @@ mod tests {
             hosts: hosts.iter().map(|h| (*h).to_owned()).collect(),
             paths: paths.iter().map(|p| parse_pattern(p)).collect(),
             prefix,
-            conditions: Conditions { methods: methods.to_vec(), headers: Vec::new() },
+            conditions: Conditions {
+                methods: methods.to_vec(),
+                headers: Vec::new(),
+            },
         }
     }
 
     fn find(router: &Router, host: &str, path: &str) -> Option<(usize, usize)> {
-        router.find(host, path, &Method::GET, &HeaderMap::new()).map(|m| (m.route, m.matched_len))
+        router
+            .find(host, path, &Method::GET, &HeaderMap::new())
+            .map(|m| (m.route, m.matched_len))
     }
 
     #[test]
@@ -309,7 +347,11 @@ mod tests {
         let r = Router::new(&[spec(&[], &["/"], true, &[])]);
         assert_eq!(find(&r, "h", "/"), Some((0, 0)));
         assert_eq!(find(&r, "h", "/a/b"), Some((0, 0)));
-        assert_eq!(find(&r, "h", "*"), None, "non-path request targets never match");
+        assert_eq!(
+            find(&r, "h", "*"),
+            None,
+            "non-path request targets never match"
+        );
     }
 
     #[test]
@@ -329,13 +371,18 @@ mod tests {
         ]);
         assert_eq!(find(&r, "a.example", "/x/1").map(|m| m.0), Some(2));
         assert_eq!(find(&r, "b.other", "/x/1").map(|m| m.0), Some(0));
-        let post = r.find("a.example", "/x", &Method::POST, &HeaderMap::new()).map(|m| m.route);
+        let post = r
+            .find("a.example", "/x", &Method::POST, &HeaderMap::new())
+            .map(|m| m.route);
         assert_eq!(post, Some(1));
     }
 
     #[test]
     fn literal_prefix_beats_param_exact_at_the_same_path() {
-        let r = Router::new(&[spec(&[], &["/{x}"], false, &[]), spec(&[], &["/api"], true, &[])]);
+        let r = Router::new(&[
+            spec(&[], &["/{x}"], false, &[]),
+            spec(&[], &["/api"], true, &[]),
+        ]);
         assert_eq!(find(&r, "h", "/api").map(|m| m.0), Some(1));
         assert_eq!(find(&r, "h", "/other").map(|m| m.0), Some(0));
     }

@@ -26,7 +26,11 @@ pub enum StartError {
     #[error(transparent)]
     Build(#[from] BuildError),
     #[error("cannot listen on {address} ({listener}): {source}")]
-    Bind { listener: String, address: SocketAddr, source: std::io::Error },
+    Bind {
+        listener: String,
+        address: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("the configuration has no listener")]
     NoListener,
     #[error("cannot set up TLS to upstreams: {0}")]
@@ -58,10 +62,7 @@ impl Shared {
         let old = self.snapshot.load_full();
         let version = self.version.fetch_add(1, Ordering::Relaxed) + 1;
         let new = Arc::new(Snapshot::build(cfg, version, Some(&old))?);
-        let moved: Vec<_> = new.listeners.iter().filter(|l| !old.listeners.iter().any(|o| o.address == l.address)).collect();
-        if !moved.is_empty() {
-            tracing::warn!(?moved, "listener changes take effect at the next restart");
-        }
+        same_listeners(&old, &new)?;
         self.snapshot.store(new.clone());
         self.restart_health_checks(&new);
         Ok(version)
@@ -72,13 +73,36 @@ impl Shared {
         tasks.drain(..).for_each(|t| t.abort());
         for up in &snap.upstreams {
             if let Some(cfg) = up.active_health.clone() {
-                tasks.push(self.control.spawn(health::run_active_checks(up.clone(), cfg)).abort_handle());
+                tasks.push(
+                    self.control
+                        .spawn(health::run_active_checks(up.clone(), cfg))
+                        .abort_handle(),
+                );
             }
         }
     }
 
     pub fn control(&self) -> &tokio::runtime::Handle {
         &self.control
+    }
+}
+
+/// Sockets are bound once, so a reload may change certificates but not the listener set:
+/// otherwise a renamed listener could silently lose its TLS on a port that stays open.
+fn same_listeners(old: &Snapshot, new: &Snapshot) -> Result<(), BuildError> {
+    let shape = |s: &Snapshot| {
+        let mut v: Vec<_> = s
+            .listeners
+            .iter()
+            .map(|l| (l.name.clone(), l.address, l.tls.is_some(), l.http2))
+            .collect();
+        v.sort();
+        v
+    };
+    if shape(old) == shape(new) {
+        Ok(())
+    } else {
+        Err(BuildError::ListenersChanged)
     }
 }
 
@@ -89,29 +113,50 @@ pub struct Gateway {
     addrs: Vec<(Arc<str>, SocketAddr)>,
     shutdown: watch::Sender<bool>,
     finished: Vec<tokio::sync::oneshot::Receiver<()>>,
-    control: Option<tokio::runtime::Runtime>,
+    _control: ControlRuntime,
+}
+
+/// The control thread's runtime. Dropping a runtime inside async code panics, and a
+/// gateway may be started or dropped there (tests, embedders), so it winds down in the
+/// background instead.
+#[derive(Debug)]
+struct ControlRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for ControlRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl Gateway {
     /// Binds every listener, starts the workers and serves `cfg`.
     pub fn start(cfg: &Config) -> Result<Self, StartError> {
-        let control = tokio::runtime::Builder::new_multi_thread()
+        let snap = Arc::new(Snapshot::build(cfg, 1, None)?);
+        let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("turnpike-control")
             .enable_all()
             .build()
             .map_err(StartError::Runtime)?;
-        let snap = Arc::new(Snapshot::build(cfg, 1, None)?);
+        let control_handle = rt.handle().clone();
+        let control = ControlRuntime(Some(rt));
         // Fail at start, not on the first https request, if upstream TLS cannot work.
         crate::upstream::client::tls_config()?;
         if snap.listeners.is_empty() {
             return Err(StartError::NoListener);
         }
         let workers = snap.server.workers.max(1);
-        let mut sockets: Vec<Vec<(Arc<str>, std::net::TcpListener)>> = (0..workers).map(|_| Vec::new()).collect();
+        let mut sockets: Vec<Vec<(Arc<str>, std::net::TcpListener)>> =
+            (0..workers).map(|_| Vec::new()).collect();
         let mut addrs = Vec::new();
         for l in &snap.listeners {
-            let bind_err = |source| StartError::Bind { listener: l.name.to_string(), address: l.address, source };
+            let bind_err = |source| StartError::Bind {
+                listener: l.name.to_string(),
+                address: l.address,
+                source,
+            };
             let first = bind_reuseport(l.address).map_err(bind_err)?;
             let actual = first.local_addr().map_err(bind_err)?;
             addrs.push((l.name.clone(), actual));
@@ -125,7 +170,7 @@ impl Gateway {
             version: AtomicU64::new(1),
             health_tasks: Mutex::new(Vec::new()),
             reload_lock: Mutex::new(()),
-            control: control.handle().clone(),
+            control: control_handle,
         });
         shared.restart_health_checks(&snap);
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -142,12 +187,21 @@ impl Gateway {
                 })
                 .map_err(StartError::Runtime)?;
         }
-        Ok(Self { shared, addrs, shutdown, finished, control: Some(control) })
+        Ok(Self {
+            shared,
+            addrs,
+            shutdown,
+            finished,
+            _control: control,
+        })
     }
 
     /// The bound address of a listener (`default` for the `listen:` shorthand).
     pub fn addr(&self, listener: &str) -> Option<SocketAddr> {
-        self.addrs.iter().find(|(n, _)| &**n == listener).map(|(_, a)| *a)
+        self.addrs
+            .iter()
+            .find(|(n, _)| &**n == listener)
+            .map(|(_, a)| *a)
     }
 
     pub fn addrs(&self) -> &[(Arc<str>, SocketAddr)] {
@@ -176,10 +230,6 @@ impl Gateway {
 impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
-        if let Some(rt) = self.control.take() {
-            // Dropping a runtime inside async code panics; let it wind down on its own.
-            rt.shutdown_background();
-        }
     }
 }
 
@@ -199,7 +249,10 @@ fn run_worker(
     shutdown: watch::Receiver<bool>,
     settings: ServerSettings,
 ) {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             tracing::error!(error = %err, "worker runtime failed to start");
@@ -248,7 +301,12 @@ async fn accept_loop(
     mut shutdown: watch::Receiver<bool>,
     settings: ServerSettings,
 ) {
-    let http2 = shared.snapshot().listeners.iter().find(|l| l.name == name).is_some_and(|l| l.http2);
+    let http2 = shared
+        .snapshot()
+        .listeners
+        .iter()
+        .find(|l| l.name == name)
+        .is_some_and(|l| l.http2);
     let builder = Arc::new(connection_builder(&settings, http2));
     // Every connection task holds a sender; when all are gone, draining is over.
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
@@ -267,14 +325,37 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let tls = shared.snapshot().listeners.iter().find(|l| l.name == name).and_then(|l| l.tls.clone());
-        let conn = ConnCtx { shared: shared.clone(), peer, tls: tls.is_some() };
-        tokio::spawn(serve_connection(stream, conn, tls, builder.clone(), shutdown.clone(), alive_tx.clone(), settings.header_read_timeout));
+        let tls = shared
+            .snapshot()
+            .listeners
+            .iter()
+            .find(|l| l.name == name)
+            .and_then(|l| l.tls.clone());
+        let conn = ConnCtx {
+            shared: shared.clone(),
+            peer,
+            tls: tls.is_some(),
+        };
+        tokio::spawn(serve_connection(
+            stream,
+            conn,
+            tls,
+            builder.clone(),
+            shutdown.clone(),
+            alive_tx.clone(),
+            settings.header_read_timeout,
+        ));
     }
     drop(listener);
     drop(alive_tx);
-    if tokio::time::timeout(settings.shutdown_timeout, alive_rx.recv()).await.is_err() {
-        tracing::warn!(listener = &*name, "shutdown deadline passed with connections still open");
+    if tokio::time::timeout(settings.shutdown_timeout, alive_rx.recv())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            listener = &*name,
+            "shutdown deadline passed with connections still open"
+        );
     }
 }
 
@@ -290,12 +371,22 @@ async fn serve_connection(
     let conn = Arc::new(conn);
     let service = service_fn(move |req| pipeline::handle(conn.clone(), req));
     match tls {
-        None => drive(builder.serve_connection_with_upgrades(TokioIo::new(stream), service), shutdown).await,
+        None => {
+            drive(
+                builder.serve_connection_with_upgrades(TokioIo::new(stream), service),
+                shutdown,
+            )
+            .await
+        }
         Some(cfg) => {
             let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
             match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                 Ok(Ok(tls_stream)) => {
-                    drive(builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service), shutdown).await;
+                    drive(
+                        builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service),
+                        shutdown,
+                    )
+                    .await;
                 }
                 Ok(Err(err)) => tracing::debug!(error = %err, "TLS handshake failed"),
                 Err(_) => tracing::debug!("TLS handshake timed out"),

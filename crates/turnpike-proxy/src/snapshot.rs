@@ -27,6 +27,10 @@ pub enum BuildError {
     Header(#[from] InvalidHeader),
     #[error("listener {listener}: {source}")]
     Tls { listener: String, source: TlsError },
+    #[error(
+        "listeners (names, addresses, TLS on/off, http2) cannot change on reload; restart to apply"
+    )]
+    ListenersChanged,
     #[error("route {route}: {message}")]
     Route { route: String, message: String },
 }
@@ -39,7 +43,6 @@ pub struct ServerSettings {
     pub max_headers: usize,
     pub max_header_bytes: usize,
     pub header_read_timeout: Duration,
-    pub client_idle_timeout: Duration,
     pub shutdown_timeout: Duration,
     pub trusted_proxies: Vec<IpNet>,
     pub via: bool,
@@ -87,14 +90,25 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Compiles a validated config. `previous` lends its target states to the new version.
-    pub fn build(cfg: &Config, version: u64, previous: Option<&Snapshot>) -> Result<Self, BuildError> {
+    pub fn build(
+        cfg: &Config,
+        version: u64,
+        previous: Option<&Snapshot>,
+    ) -> Result<Self, BuildError> {
         let carry: StateCarry = previous
             .into_iter()
             .flat_map(|s| s.upstreams.iter())
-            .flat_map(|u| u.targets.iter().map(move |t| ((u.name.clone(), t.url.clone()), t.state.clone())))
+            .flat_map(|u| {
+                u.targets
+                    .iter()
+                    .map(move |t| ((u.name.clone(), t.url.clone()), t.state.clone()))
+            })
             .collect();
-        let upstreams: Vec<Arc<Upstream>> =
-            cfg.upstreams.iter().map(|u| Upstream::build(u, &carry).map(Arc::new)).collect::<Result<_, _>>()?;
+        let upstreams: Vec<Arc<Upstream>> = cfg
+            .upstreams
+            .iter()
+            .map(|u| Upstream::build(u, &carry).map(Arc::new))
+            .collect::<Result<_, _>>()?;
         let mut specs = Vec::with_capacity(cfg.routes.len());
         let mut routes = Vec::with_capacity(cfg.routes.len());
         for r in &cfg.routes {
@@ -113,21 +127,30 @@ impl Snapshot {
     }
 
     /// Finds the route for a request.
-    pub fn route(&self, host: &str, path: &str, method: &Method, headers: &http::HeaderMap) -> Option<(Match, &RouteRt)> {
+    pub fn route(
+        &self,
+        host: &str,
+        path: &str,
+        method: &Method,
+        headers: &http::HeaderMap,
+    ) -> Option<(Match, &RouteRt)> {
         let m = self.router.find(host, path, method, headers)?;
         Some((m, &self.routes[m.route]))
     }
 }
 
 fn server_settings(s: &model::Server) -> ServerSettings {
-    let workers = if s.workers == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { s.workers };
+    let workers = if s.workers == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        s.workers
+    };
     ServerSettings {
         max_body_bytes: s.max_body_bytes.bytes(),
         max_uri_length: s.max_uri_length,
         max_headers: s.max_headers,
         max_header_bytes: usize::try_from(s.max_header_bytes.bytes()).unwrap_or(usize::MAX),
         header_read_timeout: s.header_read_timeout.as_std(),
-        client_idle_timeout: s.client_idle_timeout.as_std(),
         shutdown_timeout: s.shutdown_timeout.as_std(),
         trusted_proxies: s.trusted_proxies.clone(),
         via: s.via,
@@ -140,27 +163,50 @@ fn server_settings(s: &model::Server) -> ServerSettings {
 fn listeners(cfg: &Config) -> Result<Vec<ListenerSpec>, BuildError> {
     let mut out = Vec::new();
     if let Some(address) = cfg.listen {
-        out.push(ListenerSpec { name: "default".into(), address, http2: true, tls: None });
+        out.push(ListenerSpec {
+            name: "default".into(),
+            address,
+            http2: true,
+            tls: None,
+        });
     }
     for l in &cfg.listeners {
         let tls = match &l.tls {
             Some(t) => Some(
-                tls::server_config(t, l.http2).map_err(|source| BuildError::Tls { listener: l.name.clone(), source })?,
+                tls::server_config(t, l.http2).map_err(|source| BuildError::Tls {
+                    listener: l.name.clone(),
+                    source,
+                })?,
             ),
             None => None,
         };
-        out.push(ListenerSpec { name: l.name.as_str().into(), address: l.address, http2: l.http2, tls });
+        out.push(ListenerSpec {
+            name: l.name.as_str().into(),
+            address: l.address,
+            http2: l.http2,
+            tls,
+        });
     }
     Ok(out)
 }
 
-fn compile_route(r: &model::Route, upstreams: &[Arc<Upstream>]) -> Result<(RouteSpec, RouteRt), BuildError> {
-    let err = |message: String| BuildError::Route { route: r.name.clone(), message };
+fn compile_route(
+    r: &model::Route,
+    upstreams: &[Arc<Upstream>],
+) -> Result<(RouteSpec, RouteRt), BuildError> {
+    let err = |message: String| BuildError::Route {
+        route: r.name.clone(),
+        message,
+    };
     let upstream = upstreams
         .iter()
         .position(|u| *u.name == *r.upstream)
         .ok_or_else(|| err(format!("unknown upstream {:?}", r.upstream)))?;
-    let paths: Vec<&str> = if r.paths.is_empty() { vec!["/"] } else { r.paths.iter().map(String::as_str).collect() };
+    let paths: Vec<&str> = if r.paths.is_empty() {
+        vec!["/"]
+    } else {
+        r.paths.iter().map(String::as_str).collect()
+    };
     let patterns: Vec<Vec<Segment>> = paths.iter().map(|p| router::parse_pattern(p)).collect();
     let methods = r
         .methods
@@ -169,7 +215,8 @@ fn compile_route(r: &model::Route, upstreams: &[Arc<Upstream>]) -> Result<(Route
         .collect::<Result<_, _>>()?;
     let mut headers = Vec::new();
     for (name, values) in &r.headers {
-        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| InvalidHeader(name.clone()))?;
+        let name =
+            HeaderName::from_bytes(name.as_bytes()).map_err(|_| InvalidHeader(name.clone()))?;
         let values = values
             .values()
             .iter()
@@ -199,7 +246,9 @@ fn compile_rewrite(template: &str) -> Vec<RewritePart> {
     let mut parts = Vec::new();
     let mut rest = template;
     while let Some(open) = rest.find('{') {
-        let Some(close) = rest[open..].find('}').map(|c| open + c) else { break };
+        let Some(close) = rest[open..].find('}').map(|c| open + c) else {
+            break;
+        };
         parts.push(RewritePart::Literal(rest[..open].to_owned()));
         parts.push(RewritePart::Param(rest[open + 1..close].to_owned()));
         rest = &rest[close + 1..];
@@ -220,7 +269,9 @@ impl RouteRt {
             for part in parts {
                 match part {
                     RewritePart::Literal(l) => out.push_str(l),
-                    RewritePart::Param(name) => out.push_str(param(pattern, path, name).unwrap_or("")),
+                    RewritePart::Param(name) => {
+                        out.push_str(param(pattern, path, name).unwrap_or(""))
+                    }
                 }
             }
             if !rest.is_empty() {
@@ -254,6 +305,8 @@ fn push_joined(out: &mut String, rest: &str) {
 
 /// The request path's value for `{name}` in `pattern`.
 fn param<'a>(pattern: &[Segment], path: &'a str, name: &str) -> Option<&'a str> {
-    let index = pattern.iter().position(|s| matches!(s, Segment::Param(n) if &**n == name))?;
+    let index = pattern
+        .iter()
+        .position(|s| matches!(s, Segment::Param(n) if &**n == name))?;
     path.strip_prefix('/')?.split('/').nth(index)
 }

@@ -44,7 +44,13 @@ impl TestGateway {
             .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
         let gateway = Gateway::start(&cfg).unwrap_or_else(|e| panic!("gateway did not start: {e}"));
         let addr = gateway.addrs()[0].1;
-        Self { gateway, addr, client: Client::http1(), dir: None, file: None }
+        Self {
+            gateway,
+            addr,
+            client: Client::http1(),
+            dir: None,
+            file: None,
+        }
     }
 
     /// Starts from a config file written to a temp dir, for reload tests.
@@ -60,7 +66,9 @@ impl TestGateway {
 
     /// The config file of [`TestGateway::start_from_file`].
     pub fn config_path(&self) -> &Path {
-        self.file.as_deref().unwrap_or_else(|| panic!("gateway was not started from a file"))
+        self.file
+            .as_deref()
+            .unwrap_or_else(|| panic!("gateway was not started from a file"))
     }
 
     /// Rewrites the config file (atomically, as editors do) without reloading.

@@ -39,11 +39,19 @@ pub struct Reply {
 
 impl Reply {
     pub fn ok(body: impl Into<Bytes>) -> Self {
-        Self { status: 200, headers: Vec::new(), body: body.into(), delay: Duration::ZERO }
+        Self {
+            status: 200,
+            headers: Vec::new(),
+            body: body.into(),
+            delay: Duration::ZERO,
+        }
     }
 
     pub fn status(status: u16) -> Self {
-        Self { status, ..Self::ok("") }
+        Self {
+            status,
+            ..Self::ok("")
+        }
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Self {
@@ -58,6 +66,7 @@ impl Reply {
 }
 
 type Handler = Arc<dyn Fn(Seen) -> Reply + Send + Sync>;
+type ReplyFuture = Pin<Box<dyn Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send>>;
 
 /// A running mock upstream; stops (closing its connections) when dropped or `stop`ped.
 #[derive(Debug)]
@@ -70,19 +79,27 @@ pub struct MockUpstream {
 impl MockUpstream {
     /// An upstream that answers every request with `handler`'s reply.
     pub async fn start(handler: impl Fn(Seen) -> Reply + Send + Sync + 'static) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("bind mock upstream: {e}"));
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("bind mock upstream: {e}"));
         Self::serve(listener, Arc::new(handler))
     }
 
     /// Restarts an upstream on a specific address (after [`MockUpstream::stop`]).
-    pub async fn start_on(addr: SocketAddr, handler: impl Fn(Seen) -> Reply + Send + Sync + 'static) -> Self {
-        let listener = TcpListener::bind(addr).await.unwrap_or_else(|e| panic!("bind mock upstream {addr}: {e}"));
+    pub async fn start_on(
+        addr: SocketAddr,
+        handler: impl Fn(Seen) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        let listener = TcpListener::bind(addr)
+            .await
+            .unwrap_or_else(|e| panic!("bind mock upstream {addr}: {e}"));
         Self::serve(listener, Arc::new(handler))
     }
 
     /// Answers with JSON describing the request (method, path, query, headers, body size).
     pub async fn echo() -> Self {
-        Self::start(|seen| Reply::ok(echo_json(&seen)).header("content-type", "application/json")).await
+        Self::start(|seen| Reply::ok(echo_json(&seen)).header("content-type", "application/json"))
+            .await
     }
 
     /// Answers `200 name` so tests can tell targets apart.
@@ -91,7 +108,9 @@ impl MockUpstream {
     }
 
     fn serve(listener: TcpListener, handler: Handler) -> Self {
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("mock upstream addr: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("mock upstream addr: {e}"));
         let hits = Arc::new(AtomicUsize::new(0));
         let (stop, stop_rx) = watch::channel(false);
         tokio::spawn(accept(listener, handler, hits.clone(), stop_rx));
@@ -119,7 +138,12 @@ impl Drop for MockUpstream {
     }
 }
 
-async fn accept(listener: TcpListener, handler: Handler, hits: Arc<AtomicUsize>, mut stop: watch::Receiver<bool>) {
+async fn accept(
+    listener: TcpListener,
+    handler: Handler,
+    hits: Arc<AtomicUsize>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         let (stream, _) = tokio::select! {
             res = listener.accept() => match res { Ok(pair) => pair, Err(_) => continue },
@@ -138,24 +162,34 @@ async fn accept(listener: TcpListener, handler: Handler, hits: Arc<AtomicUsize>,
     }
 }
 
-fn respond(
-    req: Request<Incoming>,
-    handler: Handler,
-    hits: Arc<AtomicUsize>,
-) -> Pin<Box<dyn Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send>> {
+fn respond(req: Request<Incoming>, handler: Handler, hits: Arc<AtomicUsize>) -> ReplyFuture {
     Box::pin(async move {
         hits.fetch_add(1, Ordering::SeqCst);
         let (parts, body) = req.into_parts();
-        let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-        let seen = Seen { method: parts.method, uri: parts.uri, version: parts.version, headers: parts.headers, body };
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let seen = Seen {
+            method: parts.method,
+            uri: parts.uri,
+            version: parts.version,
+            headers: parts.headers,
+            body,
+        };
         let reply = handler(seen);
         if !reply.delay.is_zero() {
             tokio::time::sleep(reply.delay).await;
         }
         let mut resp = Response::new(Full::new(reply.body));
-        *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        *resp.status_mut() =
+            StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         for (name, value) in reply.headers {
-            if let (Ok(n), Ok(v)) = (http::HeaderName::from_bytes(name.as_bytes()), http::HeaderValue::from_str(&value)) {
+            if let (Ok(n), Ok(v)) = (
+                http::HeaderName::from_bytes(name.as_bytes()),
+                http::HeaderValue::from_str(&value),
+            ) {
                 resp.headers_mut().append(n, v);
             }
         }

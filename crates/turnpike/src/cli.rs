@@ -9,7 +9,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Run `turnpike demo` to try it with a built-in echo upstream, or
 /// `turnpike serve --config turnpike.yaml` to run your own configuration.
 #[derive(Debug, Parser)]
-#[command(name = "turnpike", version, about, long_about, propagate_version = true)]
+#[command(
+    name = "turnpike",
+    version,
+    about,
+    long_about,
+    propagate_version = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -23,7 +23,10 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         print!("{DEMO_CONFIG}");
         return Ok(ExitCode::SUCCESS);
     }
-    let echo_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let echo_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
     let listener = echo_rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .context("starting the echo upstream")?;
@@ -43,7 +46,9 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     println!("Turnpike demo: gateway on http://{addr}, echo upstream on http://{upstream}");
     println!("Try:");
     println!("  curl -i http://{addr}/hello            # route 'everything'");
-    println!("  curl -i http://{addr}/api/orders?x=1   # route 'api' (prefix stripped, header added)");
+    println!(
+        "  curl -i http://{addr}/api/orders?x=1   # route 'api' (prefix stripped, header added)"
+    );
     println!("  curl -i http://{addr}/users/42         # route 'users' (template, path rewritten)");
     println!("Stop with Ctrl-C. `turnpike demo --print-config` shows the configuration.");
     crate::serve::run_until_signal(gateway, None)?;
@@ -53,10 +58,14 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
 
 async fn serve_echo(listener: tokio::net::TcpListener) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         tokio::spawn(async move {
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let _ = builder.serve_connection(TokioIo::new(stream), service_fn(echo)).await;
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service_fn(echo))
+                .await;
         });
     }
 }
@@ -64,11 +73,20 @@ async fn serve_echo(listener: tokio::net::TcpListener) {
 /// Answers with what it received, so the demo shows what the gateway forwarded.
 async fn echo(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let headers: serde_json::Map<String, serde_json::Value> = parts
         .headers
         .iter()
-        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned().into()))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned().into(),
+            )
+        })
         .collect();
     let reply = serde_json::json!({
         "method": parts.method.as_str(),
@@ -78,6 +96,9 @@ async fn echo(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallibl
         "body_bytes": body.len(),
     });
     let mut resp = Response::new(Full::new(Bytes::from(format!("{reply:#}\n"))));
-    resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
     Ok(resp)
 }

@@ -1,6 +1,11 @@
 //! The `turnpike` binary: command line, logging, signals and wiring. Everything else
 //! lives in the library crates.
 
+#![allow(
+    clippy::print_stdout,
+    reason = "a command-line tool prints its results"
+)]
+
 mod cli;
 mod demo;
 mod logging;

@@ -20,7 +20,10 @@ pub fn validate(path: &Path) -> anyhow::Result<ExitCode> {
         Ok(cfg) => {
             let routes = cfg.routes.len();
             let upstreams = cfg.upstreams.len();
-            println!("{}: OK ({routes} routes, {upstreams} upstreams)", path.display());
+            println!(
+                "{}: OK ({routes} routes, {upstreams} upstreams)",
+                path.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(errors) => {
@@ -51,7 +54,9 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
 
 /// Blocks until SIGTERM or SIGINT, reloading on SIGHUP, then drains the gateway.
 pub fn run_until_signal(gateway: Gateway, config: Option<&Path>) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let mut hup = signal(SignalKind::hangup())?;
         let mut term = signal(SignalKind::terminate())?;

@@ -24,9 +24,21 @@ fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
 #[test]
 fn validate_accepts_a_good_file() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "ok.yaml", &turnpike_testkit::minimal_config("http://127.0.0.1:9000"));
-    let out = turnpike().args(["validate", "--config"]).arg(&file).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let file = write(
+        dir.path(),
+        "ok.yaml",
+        &turnpike_testkit::minimal_config("http://127.0.0.1:9000"),
+    );
+    let out = turnpike()
+        .args(["validate", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("OK (1 routes, 1 upstreams)"));
 }
 
@@ -35,16 +47,29 @@ fn validate_reports_every_error_with_its_location_and_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     let yaml = "listen: 127.0.0.1:8000\nupstreams:\n  - name: a\n    targets: [{url: \"http://127.0.0.1:9000\"}]\nroutes:\n  - name: one\n    paths: [\"/\"]\n    upstream: missing\n  - name: two\n    paths: [\"/x\"]\n    upstream: a\n    timeout: 5s\n";
     let file = write(dir.path(), "bad.yaml", yaml);
-    let out = turnpike().args(["validate", "--config"]).arg(&file).output().unwrap();
+    let out = turnpike()
+        .args(["validate", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.yaml:8:15:") && err.contains("missing"), "{err}");
-    assert!(err.contains("bad.yaml:12:5:") && err.contains("timeout"), "{err}");
+    assert!(
+        err.contains("bad.yaml:8:15:") && err.contains("missing"),
+        "{err}"
+    );
+    assert!(
+        err.contains("bad.yaml:12:5:") && err.contains("timeout"),
+        "{err}"
+    );
 }
 
 #[test]
 fn validate_names_an_unreadable_file() {
-    let out = turnpike().args(["validate", "--config", "/nonexistent/turnpike.yaml"]).output().unwrap();
+    let out = turnpike()
+        .args(["validate", "--config", "/nonexistent/turnpike.yaml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/turnpike.yaml"));
 }
@@ -52,8 +77,12 @@ fn validate_names_an_unreadable_file() {
 #[test]
 fn version_and_help_read_well() {
     let out = turnpike().arg("--version").output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("turnpike {}", env!("CARGO_PKG_VERSION")));
-    let help = String::from_utf8_lossy(&turnpike().arg("--help").output().unwrap().stdout).into_owned();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("turnpike {}", env!("CARGO_PKG_VERSION"))
+    );
+    let help =
+        String::from_utf8_lossy(&turnpike().arg("--help").output().unwrap().stdout).into_owned();
     for word in ["serve", "validate", "demo", "--log-format"] {
         assert!(help.contains(word), "--help lacks {word}:\n{help}");
     }
@@ -90,7 +119,10 @@ impl Served {
     /// Waits for a log line containing `needle` and returns it.
     fn wait_for(&self, needle: &str) -> String {
         loop {
-            let line = self.lines.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| panic!("no log line with {needle:?}"));
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
             if line.contains(needle) {
                 return line;
             }
@@ -98,7 +130,10 @@ impl Served {
     }
 
     fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap();
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(ok.success());
     }
 }
@@ -111,7 +146,11 @@ impl Drop for Served {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn config(port: u16, upstream: &str, path: &str) -> String {
@@ -125,14 +164,22 @@ async fn serve_reloads_on_sighup_and_drains_on_sigterm() {
     let up = MockUpstream::named("up").await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let file = write(dir.path(), "turnpike.yaml", &config(port, &up.url(), "/old"));
+    let file = write(
+        dir.path(),
+        "turnpike.yaml",
+        &config(port, &up.url(), "/old"),
+    );
     let mut served = Served::start(&file, &[]);
     served.wait_for("listening");
     let client = Client::http1();
     let base = format!("http://127.0.0.1:{port}");
     assert_eq!(client.get(&format!("{base}/old")).await.status, 200);
 
-    write(dir.path(), "turnpike.yaml", &config(port, &up.url(), "/new"));
+    write(
+        dir.path(),
+        "turnpike.yaml",
+        &config(port, &up.url(), "/new"),
+    );
     served.signal("-HUP");
     served.wait_for("configuration reloaded");
     assert_eq!(client.get(&format!("{base}/new")).await.status, 200);
@@ -154,12 +201,22 @@ async fn serve_reloads_on_sighup_and_drains_on_sigterm() {
 async fn json_logs_are_one_object_per_line() {
     let up = MockUpstream::named("up").await;
     let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "turnpike.yaml", &config(free_port(), &up.url(), "/"));
+    let file = write(
+        dir.path(),
+        "turnpike.yaml",
+        &config(free_port(), &up.url(), "/"),
+    );
     let served = Served::start(&file, &["--log-format", "json"]);
     let line = served.wait_for("listening");
-    let parsed: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    let parsed: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
     assert_eq!(parsed["level"], "INFO");
-    assert!(parsed["addr"].as_str().is_some_and(|a| a.starts_with("127.0.0.1:")), "{line}");
+    assert!(
+        parsed["addr"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("127.0.0.1:")),
+        "{line}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,9 +229,16 @@ async fn demo_serves_through_the_builtin_echo_upstream() {
         .spawn()
         .unwrap();
     let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-    assert!(first.contains(&format!("http://127.0.0.1:{port}")), "{first}");
-    let resp = Client::http1().get(&format!("http://127.0.0.1:{port}/users/42")).await;
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(
+        first.contains(&format!("http://127.0.0.1:{port}")),
+        "{first}"
+    );
+    let resp = Client::http1()
+        .get(&format!("http://127.0.0.1:{port}/users/42"))
+        .await;
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(resp.status, 200);

@@ -26,11 +26,19 @@ pub struct PickCtx<'a> {
 
 #[derive(Debug)]
 enum Kind {
-    RoundRobin { seq: Vec<u16>, next: AtomicUsize },
+    RoundRobin {
+        seq: Vec<u16>,
+        next: AtomicUsize,
+    },
     LeastConnections,
-    ConsistentHash { ring: Vec<(u64, u16)>, on: Option<HashOn> },
+    ConsistentHash {
+        ring: Vec<(u64, u16)>,
+        on: Option<HashOn>,
+    },
     LeastLatency,
-    Random { cumulative: Vec<u64> },
+    Random {
+        cumulative: Vec<u64>,
+    },
 }
 
 #[derive(Debug)]
@@ -42,12 +50,21 @@ impl Balancer {
     pub fn new(kind: model::Balancer, hash_on: Option<HashOn>, targets: &[Target]) -> Self {
         let weights: Vec<u64> = targets.iter().map(|t| u64::from(t.weight)).collect();
         let kind = match kind {
-            model::Balancer::RoundRobin => Kind::RoundRobin { seq: smooth_wrr(&weights), next: AtomicUsize::new(0) },
+            model::Balancer::RoundRobin => Kind::RoundRobin {
+                seq: smooth_wrr(&weights),
+                next: AtomicUsize::new(0),
+            },
             model::Balancer::LeastConnections => Kind::LeastConnections,
-            model::Balancer::ConsistentHash => Kind::ConsistentHash { ring: ring(targets), on: hash_on },
+            model::Balancer::ConsistentHash => Kind::ConsistentHash {
+                ring: ring(targets),
+                on: hash_on,
+            },
             model::Balancer::LeastLatency => Kind::LeastLatency,
             model::Balancer::Random => Kind::Random {
-                cumulative: weights.iter().scan(0, |acc, w| Some(*acc + w).inspect(|s| *acc = *s)).collect(),
+                cumulative: weights
+                    .iter()
+                    .scan(0, |acc, w| Some(*acc + w).inspect(|s| *acc = *s))
+                    .collect(),
             },
         };
         Self { kind }
@@ -69,15 +86,21 @@ impl Balancer {
         match &self.kind {
             Kind::RoundRobin { seq, next } => {
                 let start = next.fetch_add(1, Ordering::Relaxed);
-                (0..seq.len()).map(|k| usize::from(seq[(start + k) % seq.len()])).find(|&i| ok(i))
+                (0..seq.len())
+                    .map(|k| usize::from(seq[(start + k) % seq.len()]))
+                    .find(|&i| ok(i))
             }
             Kind::LeastConnections => {
                 let offset = fastrand::usize(..targets.len().max(1));
-                (0..targets.len()).map(|k| (k + offset) % targets.len()).filter(|&i| ok(i)).min_by_key(|&i| {
-                    let t = &targets[i];
-                    // Scale by weight so a heavier target takes proportionally more.
-                    u64::from(t.state.in_flight.load(Ordering::Relaxed)) * 1_000_000 / u64::from(t.weight)
-                })
+                (0..targets.len())
+                    .map(|k| (k + offset) % targets.len())
+                    .filter(|&i| ok(i))
+                    .min_by_key(|&i| {
+                        let t = &targets[i];
+                        // Scale by weight so a heavier target takes proportionally more.
+                        u64::from(t.state.in_flight.load(Ordering::Relaxed)) * 1_000_000
+                            / u64::from(t.weight)
+                    })
             }
             Kind::ConsistentHash { ring, .. } => match hash {
                 Some(h) => ring_pick(ring, h, ok),
@@ -87,7 +110,9 @@ impl Balancer {
             Kind::Random { cumulative } => {
                 let total = cumulative.last().copied().unwrap_or(0);
                 let first = cumulative.partition_point(|&c| c <= fastrand::u64(..total.max(1)));
-                (0..targets.len()).map(|k| (first + k) % targets.len()).find(|&i| ok(i))
+                (0..targets.len())
+                    .map(|k| (first + k) % targets.len())
+                    .find(|&i| ok(i))
             }
         }
     }
@@ -97,7 +122,10 @@ impl Balancer {
 fn smooth_wrr(weights: &[u64]) -> Vec<u16> {
     let total: u64 = weights.iter().sum();
     let scale = total.div_ceil(MAX_SEQUENCE).max(1);
-    let weights: Vec<i64> = weights.iter().map(|w| i64::try_from((w / scale).max(1)).unwrap_or(1)).collect();
+    let weights: Vec<i64> = weights
+        .iter()
+        .map(|w| i64::try_from((w / scale).max(1)).unwrap_or(1))
+        .collect();
     let gcd = weights.iter().fold(0, |g, &w| gcd(g, w)).max(1);
     let weights: Vec<i64> = weights.iter().map(|w| w / gcd).collect();
     let total: i64 = weights.iter().sum();
@@ -107,7 +135,11 @@ fn smooth_wrr(weights: &[u64]) -> Vec<u16> {
         for (c, w) in current.iter_mut().zip(&weights) {
             *c += w;
         }
-        let (best, _) = current.iter().enumerate().max_by_key(|(i, c)| (**c, std::cmp::Reverse(*i))).unwrap_or((0, &0));
+        let (best, _) = current
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, c)| (**c, std::cmp::Reverse(*i)))
+            .unwrap_or((0, &0));
         current[best] -= total;
         seq.push(u16::try_from(best).unwrap_or(0));
     }
@@ -121,7 +153,9 @@ fn gcd(a: i64, b: i64) -> i64 {
 /// FNV-1a with a murmur3 finaliser: stable across nodes and versions, so every gateway
 /// maps a key the same way; the finaliser spreads similar keys over the whole ring.
 pub fn stable_hash(bytes: &[u8]) -> u64 {
-    let mut h = bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
+    let mut h = bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    });
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
     h ^= h >> 33;
@@ -130,13 +164,19 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
 }
 
 fn ring(targets: &[Target]) -> Vec<(u64, u16)> {
-    let total: u64 = targets.iter().map(|t| u64::from(t.weight) * POINTS_PER_WEIGHT).sum();
+    let total: u64 = targets
+        .iter()
+        .map(|t| u64::from(t.weight) * POINTS_PER_WEIGHT)
+        .sum();
     let scale = total.div_ceil(MAX_RING_POINTS).max(1);
     let mut ring = Vec::new();
     for (i, t) in targets.iter().enumerate() {
         let points = (u64::from(t.weight) * POINTS_PER_WEIGHT / scale).max(1);
         for p in 0..points {
-            ring.push((stable_hash(format!("{}#{p}", t.url).as_bytes()), u16::try_from(i).unwrap_or(0)));
+            ring.push((
+                stable_hash(format!("{}#{p}", t.url).as_bytes()),
+                u16::try_from(i).unwrap_or(0),
+            ));
         }
     }
     ring.sort_unstable();
@@ -145,7 +185,10 @@ fn ring(targets: &[Target]) -> Vec<(u64, u16)> {
 
 fn hash_key(on: &HashOn, ctx: &PickCtx<'_>) -> Option<u64> {
     match on {
-        HashOn::Header(name) => ctx.headers.get(name.as_str()).map(|v| stable_hash(v.as_bytes())),
+        HashOn::Header(name) => ctx
+            .headers
+            .get(name.as_str())
+            .map(|v| stable_hash(v.as_bytes())),
         HashOn::Cookie(name) => cookie(ctx.headers, name).map(|v| stable_hash(v.as_bytes())),
         HashOn::ClientIp => Some(match ctx.client_ip {
             IpAddr::V4(ip) => stable_hash(&ip.octets()),
@@ -161,13 +204,20 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|pair| pair.trim().split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v))
+        .find_map(|pair| {
+            pair.trim()
+                .split_once('=')
+                .filter(|(k, _)| *k == name)
+                .map(|(_, v)| v)
+        })
 }
 
 /// Walks the ring clockwise from the key's point to the first eligible target.
 fn ring_pick(ring: &[(u64, u16)], hash: u64, ok: impl Fn(usize) -> bool) -> Option<usize> {
     let start = ring.partition_point(|(p, _)| *p < hash);
-    (0..ring.len()).map(|k| usize::from(ring[(start + k) % ring.len()].1)).find(|&i| ok(i))
+    (0..ring.len())
+        .map(|k| usize::from(ring[(start + k) % ring.len()].1))
+        .find(|&i| ok(i))
 }
 
 fn random_available(n: usize, ok: impl Fn(usize) -> bool) -> Option<usize> {
@@ -182,7 +232,8 @@ fn p2c(targets: &[Target], ok: impl Fn(usize) -> bool) -> Option<usize> {
     let b = random_available(targets.len(), |i| i != a && ok(i));
     let score = |i: usize| {
         let s = &targets[i].state;
-        f64::from_bits(s.ewma_micros.load(Ordering::Relaxed)) * f64::from(s.in_flight.load(Ordering::Relaxed) + 1)
+        f64::from_bits(s.ewma_micros.load(Ordering::Relaxed))
+            * f64::from(s.in_flight.load(Ordering::Relaxed) + 1)
     };
     Some(match b {
         Some(b) if score(b) < score(a) => b,
@@ -194,6 +245,10 @@ fn p2c(targets: &[Target], ok: impl Fn(usize) -> bool) -> Option<usize> {
 pub fn update_ewma(state: &TargetState, latency: Duration) {
     let sample = latency.as_secs_f64() * 1e6;
     let old = f64::from_bits(state.ewma_micros.load(Ordering::Relaxed));
-    let new = if old == 0.0 { sample } else { old * 0.8 + sample * 0.2 };
+    let new = if old == 0.0 {
+        sample
+    } else {
+        old * 0.8 + sample * 0.2
+    };
     state.ewma_micros.store(new.to_bits(), Ordering::Relaxed);
 }

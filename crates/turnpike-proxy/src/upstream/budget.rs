@@ -55,7 +55,10 @@ impl RetryBudget {
         let sec = now_ms() / 1000;
         let last = self.last_refill_sec.load(Ordering::Relaxed);
         if sec > last
-            && self.last_refill_sec.compare_exchange(last, sec, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+            && self
+                .last_refill_sec
+                .compare_exchange(last, sec, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
         {
             let add = self.floor_per_second * i64::try_from(sec - last).unwrap_or(1).min(10);
             let after = self.tokens.fetch_add(add, Ordering::Relaxed) + add;

@@ -34,9 +34,13 @@ thread_local! {
 
 /// Sends `req` with this worker's client for `settings`. Fails only if no TLS client
 /// configuration can be built, which no request could fix.
-pub fn send(settings: &Settings, req: http::Request<RequestBody>) -> Result<ResponseFuture, rustls::Error> {
+pub fn send(
+    settings: &Settings,
+    http2: bool,
+    req: http::Request<RequestBody>,
+) -> Result<ResponseFuture, rustls::Error> {
     let key = Key {
-        http2: settings.http2,
+        http2,
         connect_timeout: settings.connect_timeout,
         idle_timeout: settings.pool_idle_timeout,
         max_idle: settings.pool_max_idle,
@@ -74,14 +78,23 @@ pub fn tls_config() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
 
 /// A connector for `http://` and `https://` targets; ALPN offers only the protocol the
 /// upstream is configured for.
-pub fn connector(connect_timeout: Duration, http2: bool) -> Result<HttpsConnector<HttpConnector>, rustls::Error> {
+pub fn connector(
+    connect_timeout: Duration,
+    http2: bool,
+) -> Result<HttpsConnector<HttpConnector>, rustls::Error> {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
     http.set_keepalive(Some(Duration::from_secs(60)));
     http.enforce_http(false);
-    let https = HttpsConnectorBuilder::new().with_tls_config((*tls_config()?).clone()).https_or_http();
-    Ok(if http2 { https.enable_http2().wrap_connector(http) } else { https.enable_http1().wrap_connector(http) })
+    let https = HttpsConnectorBuilder::new()
+        .with_tls_config((*tls_config()?).clone())
+        .https_or_http();
+    Ok(if http2 {
+        https.enable_http2().wrap_connector(http)
+    } else {
+        https.enable_http1().wrap_connector(http)
+    })
 }
 
 fn build(key: Key) -> Result<HttpClient, rustls::Error> {

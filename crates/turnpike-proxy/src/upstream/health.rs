@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Empty;
-use bytes::Bytes;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -77,7 +77,9 @@ impl Breaker {
         match self.state.load(Ordering::Acquire) {
             OPEN if now_ms() >= self.open_until.load(Ordering::Relaxed) => {
                 // Exactly one caller wins the trial.
-                self.state.compare_exchange(OPEN, HALF_OPEN, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+                self.state
+                    .compare_exchange(OPEN, HALF_OPEN, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
             }
             OPEN | HALF_OPEN => false,
             _ => true,
@@ -99,8 +101,13 @@ impl Breaker {
             self.reset_window(now);
         }
         let requests = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
-        let failures = if ok { self.failures.load(Ordering::Relaxed) } else { self.failures.fetch_add(1, Ordering::Relaxed) + 1 };
-        if requests >= self.min_requests && f64::from(failures) / f64::from(requests) >= self.ratio {
+        let failures = if ok {
+            self.failures.load(Ordering::Relaxed)
+        } else {
+            self.failures.fetch_add(1, Ordering::Relaxed) + 1
+        };
+        if requests >= self.min_requests && f64::from(failures) / f64::from(requests) >= self.ratio
+        {
             self.trip(now);
         }
     }
@@ -145,9 +152,16 @@ pub async fn run_active_checks(upstream: Arc<Upstream>, cfg: model::ActiveHealth
     }
 }
 
-async fn probe(client: &Client<HttpsConnector<HttpConnector>, Empty<Bytes>>, target: &Target, cfg: &model::ActiveHealth) -> bool {
+async fn probe(
+    client: &Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    target: &Target,
+    cfg: &model::ActiveHealth,
+) -> bool {
     let uri = format!("{}://{}{}", target.scheme, target.authority, cfg.path);
-    let Ok(req) = Request::get(uri).header(http::header::HOST, target.host_value.clone()).body(Empty::new()) else {
+    let Ok(req) = Request::get(uri)
+        .header(http::header::HOST, target.host_value.clone())
+        .body(Empty::new())
+    else {
         return false;
     };
     match tokio::time::timeout(cfg.timeout.as_std(), client.request(req)).await {
@@ -159,19 +173,27 @@ async fn probe(client: &Client<HttpsConnector<HttpConnector>, Empty<Bytes>>, tar
 fn apply_probe(target: &Target, cfg: &model::ActiveHealth, upstream: &str, healthy: bool) {
     let state = &target.state;
     let down = state.active_down.load(Ordering::Relaxed);
-    if healthy == !down {
+    if healthy != down {
         state.active_streak.store(0, Ordering::Relaxed);
         return;
     }
     let streak = state.active_streak.fetch_add(1, Ordering::Relaxed) + 1;
-    let threshold = if down { cfg.healthy_threshold } else { cfg.unhealthy_threshold };
+    let threshold = if down {
+        cfg.healthy_threshold
+    } else {
+        cfg.unhealthy_threshold
+    };
     if streak >= threshold {
         state.active_streak.store(0, Ordering::Relaxed);
         state.active_down.store(!down, Ordering::Relaxed);
         if down {
             tracing::info!(upstream, target = &*target.url, "target healthy again");
         } else {
-            tracing::warn!(upstream, target = &*target.url, "target failed active health checks");
+            tracing::warn!(
+                upstream,
+                target = &*target.url,
+                "target failed active health checks"
+            );
         }
     }
 }

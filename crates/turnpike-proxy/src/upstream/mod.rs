@@ -59,7 +59,8 @@ pub struct Target {
 impl Target {
     /// Eligible for traffic now: not down by active checks, not ejected by passive ones.
     pub fn available(&self, now: u64) -> bool {
-        !self.state.active_down.load(Ordering::Relaxed) && self.state.ejected_until.load(Ordering::Relaxed) <= now
+        !self.state.active_down.load(Ordering::Relaxed)
+            && self.state.ejected_until.load(Ordering::Relaxed) <= now
     }
 }
 
@@ -108,21 +109,37 @@ impl Upstream {
         let name: Arc<str> = cfg.name.as_str().into();
         let mut targets = Vec::with_capacity(cfg.targets.len());
         for t in &cfg.targets {
-            let bad = || InvalidTarget { upstream: cfg.name.clone(), url: t.url.clone() };
+            let bad = || InvalidTarget {
+                upstream: cfg.name.clone(),
+                url: t.url.clone(),
+            };
             let uri: http::Uri = t.url.parse().map_err(|_| bad())?;
-            let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned()) else {
+            let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned())
+            else {
                 return Err(bad());
             };
             let url: Arc<str> = t.url.as_str().into();
-            let state = carry.get(&(name.clone(), url.clone())).cloned().unwrap_or_default();
+            let state = carry
+                .get(&(name.clone(), url.clone()))
+                .cloned()
+                .unwrap_or_default();
             let host_value = HeaderValue::from_str(authority.as_str()).map_err(|_| bad())?;
-            targets.push(Target { url, scheme, authority, host_value, weight: t.weight.max(1), state });
+            targets.push(Target {
+                url,
+                scheme,
+                authority,
+                host_value,
+                weight: t.weight.max(1),
+                state,
+            });
         }
         let fixed_host = match &cfg.host_header {
-            model::HostHeader::Fixed(h) => Some(HeaderValue::from_str(h).map_err(|_| InvalidTarget {
-                upstream: cfg.name.clone(),
-                url: format!("host_header {h}"),
-            })?),
+            model::HostHeader::Fixed(h) => {
+                Some(HeaderValue::from_str(h).map_err(|_| InvalidTarget {
+                    upstream: cfg.name.clone(),
+                    url: format!("host_header {h}"),
+                })?)
+            }
             _ => None,
         };
         Ok(Self {

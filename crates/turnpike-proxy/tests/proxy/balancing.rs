@@ -7,8 +7,10 @@ use http::Method;
 use turnpike_testkit::{MockUpstream, Reply, TestGateway};
 
 async fn gateway(balancer: &str, targets: &[(&MockUpstream, u32)]) -> TestGateway {
-    let list: String =
-        targets.iter().map(|(t, w)| format!("      - {{url: \"{}\", weight: {w}}}\n", t.url())).collect();
+    let list: String = targets
+        .iter()
+        .map(|(t, w)| format!("      - {{url: \"{}\", weight: {w}}}\n", t.url()))
+        .collect();
     let yaml = format!(
         "listen: 127.0.0.1:0\nserver: {{workers: 1}}\nupstreams:\n  - name: pool\n    {balancer}\n    targets:\n{list}routes:\n  - {{name: all, paths: [\"/\"], upstream: pool}}\n"
     );
@@ -17,7 +19,11 @@ async fn gateway(balancer: &str, targets: &[(&MockUpstream, u32)]) -> TestGatewa
 
 #[tokio::test]
 async fn round_robin_spreads_evenly() {
-    let (a, b, c) = (MockUpstream::named("a").await, MockUpstream::named("b").await, MockUpstream::named("c").await);
+    let (a, b, c) = (
+        MockUpstream::named("a").await,
+        MockUpstream::named("b").await,
+        MockUpstream::named("c").await,
+    );
     let gw = gateway("balancer: round_robin", &[(&a, 1), (&b, 1), (&c, 1)]).await;
     for _ in 0..30 {
         assert_eq!(gw.get("/").await.status, 200);
@@ -27,7 +33,10 @@ async fn round_robin_spreads_evenly() {
 
 #[tokio::test]
 async fn weighted_round_robin_follows_weights() {
-    let (a, b) = (MockUpstream::named("a").await, MockUpstream::named("b").await);
+    let (a, b) = (
+        MockUpstream::named("a").await,
+        MockUpstream::named("b").await,
+    );
     let gw = gateway("balancer: round_robin", &[(&a, 3), (&b, 1)]).await;
     for _ in 0..40 {
         gw.get("/").await;
@@ -37,26 +46,58 @@ async fn weighted_round_robin_follows_weights() {
 
 #[tokio::test]
 async fn consistent_hash_keeps_a_key_on_one_target() {
-    let (a, b, c) = (MockUpstream::named("a").await, MockUpstream::named("b").await, MockUpstream::named("c").await);
-    let gw = gateway("balancer: consistent_hash\n    hash_on: {header: x-user}", &[(&a, 1), (&b, 1), (&c, 1)]).await;
+    let (a, b, c) = (
+        MockUpstream::named("a").await,
+        MockUpstream::named("b").await,
+        MockUpstream::named("c").await,
+    );
+    let gw = gateway(
+        "balancer: consistent_hash\n    hash_on: {header: x-user}",
+        &[(&a, 1), (&b, 1), (&c, 1)],
+    )
+    .await;
     let mut owners = std::collections::HashMap::new();
     for user in 0..30 {
         let user = format!("user-{user}");
-        let first = gw.client.request(Method::GET, &gw.url("/"), &[("x-user", &user)], "").await.text();
+        let first = gw
+            .client
+            .request(Method::GET, &gw.url("/"), &[("x-user", &user)], "")
+            .await
+            .text();
         for _ in 0..3 {
-            let again = gw.client.request(Method::GET, &gw.url("/"), &[("x-user", &user)], "").await.text();
+            let again = gw
+                .client
+                .request(Method::GET, &gw.url("/"), &[("x-user", &user)], "")
+                .await
+                .text();
             assert_eq!(again, first, "{user} moved");
         }
         *owners.entry(first).or_insert(0) += 1;
     }
-    assert_eq!(owners.len(), 3, "30 keys should use every target: {owners:?}");
+    assert_eq!(
+        owners.len(),
+        3,
+        "30 keys should use every target: {owners:?}"
+    );
 }
 
 #[tokio::test]
 async fn consistent_hash_moves_only_the_keys_of_a_removed_target() {
-    let (a, b, c) = (MockUpstream::named("a").await, MockUpstream::named("b").await, MockUpstream::named("c").await);
-    let with_c = gateway("balancer: consistent_hash\n    hash_on: path", &[(&a, 1), (&b, 1), (&c, 1)]).await;
-    let without_c = gateway("balancer: consistent_hash\n    hash_on: path", &[(&a, 1), (&b, 1)]).await;
+    let (a, b, c) = (
+        MockUpstream::named("a").await,
+        MockUpstream::named("b").await,
+        MockUpstream::named("c").await,
+    );
+    let with_c = gateway(
+        "balancer: consistent_hash\n    hash_on: path",
+        &[(&a, 1), (&b, 1), (&c, 1)],
+    )
+    .await;
+    let without_c = gateway(
+        "balancer: consistent_hash\n    hash_on: path",
+        &[(&a, 1), (&b, 1)],
+    )
+    .await;
     for key in 0..60 {
         let path = format!("/k{key}");
         let before = with_c.get(&path).await.text();
@@ -98,5 +139,10 @@ async fn least_latency_prefers_the_faster_target() {
     for _ in 0..60 {
         gw.get("/").await;
     }
-    assert!(fast.hits() > slow.hits() * 3, "fast {} vs slow {}", fast.hits(), slow.hits());
+    assert!(
+        fast.hits() > slow.hits() * 3,
+        "fast {} vs slow {}",
+        fast.hits(),
+        slow.hits()
+    );
 }

@@ -9,7 +9,10 @@ use http::Method;
 use turnpike_testkit::{MockUpstream, Reply, TestGateway};
 
 fn config(upstream_body: &str, urls: &[String]) -> String {
-    let list: String = urls.iter().map(|u| format!("      - url: \"{u}\"\n")).collect();
+    let list: String = urls
+        .iter()
+        .map(|u| format!("      - url: \"{u}\"\n"))
+        .collect();
     format!(
         "listen: 127.0.0.1:0\nserver: {{workers: 1}}\nupstreams:\n  - name: pool\n{upstream_body}\n    targets:\n{list}routes:\n  - {{name: all, paths: [\"/\"], upstream: pool}}\n"
     )
@@ -25,7 +28,10 @@ async fn dead_url() -> String {
 async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) {
     let start = Instant::now();
     while !check().await {
-        assert!(start.elapsed() < limit, "condition not reached within {limit:?}");
+        assert!(
+            start.elapsed() < limit,
+            "condition not reached within {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -49,7 +55,11 @@ async fn unreachable_target_is_502_then_ejected_to_a_fast_503() {
 #[tokio::test]
 async fn idempotent_requests_retry_on_another_target() {
     let alive = MockUpstream::named("alive").await;
-    let gw = TestGateway::start(&config("    retries: {attempts: 1}", &[dead_url().await, alive.url()])).await;
+    let gw = TestGateway::start(&config(
+        "    retries: {attempts: 1}",
+        &[dead_url().await, alive.url()],
+    ))
+    .await;
     for _ in 0..10 {
         let resp = gw.get("/").await;
         assert_eq!(resp.status, 200);
@@ -61,7 +71,10 @@ async fn idempotent_requests_retry_on_another_target() {
 async fn non_idempotent_requests_are_not_retried_on_a_5xx() {
     let failing = MockUpstream::start(|_| Reply::status(503)).await;
     let gw = TestGateway::start(&config("    retries: {attempts: 2}", &[failing.url()])).await;
-    let resp = gw.client.request(Method::POST, &gw.url("/orders"), &[], "{}").await;
+    let resp = gw
+        .client
+        .request(Method::POST, &gw.url("/orders"), &[], "{}")
+        .await;
     assert_eq!(resp.status, 503);
     assert_eq!(failing.hits(), 1);
     let resp = gw.get("/orders").await;
@@ -85,10 +98,12 @@ async fn slow_upstream_gives_504() {
 async fn active_checks_take_a_failing_target_out_and_back() {
     let healthy = Arc::new(AtomicBool::new(true));
     let flag = healthy.clone();
-    let a = MockUpstream::start(move |seen| match (seen.uri.path(), flag.load(Ordering::SeqCst)) {
-        ("/health", false) => Reply::status(500),
-        _ => Reply::ok("a"),
-    })
+    let a = MockUpstream::start(
+        move |seen| match (seen.uri.path(), flag.load(Ordering::SeqCst)) {
+            ("/health", false) => Reply::status(500),
+            _ => Reply::ok("a"),
+        },
+    )
     .await;
     let b = MockUpstream::named("b").await;
     let body = "    retries: {attempts: 0}\n    health:\n      active: {path: /health, interval: 50ms, timeout: 1s, healthy_threshold: 1, unhealthy_threshold: 1}";
@@ -103,7 +118,10 @@ async fn active_checks_take_a_failing_target_out_and_back() {
     })
     .await;
     healthy.store(true, Ordering::SeqCst);
-    eventually(Duration::from_secs(5), async || gw.get("/").await.text() == "a" || gw.get("/").await.text() == "a").await;
+    eventually(Duration::from_secs(5), async || {
+        gw.get("/").await.text() == "a" || gw.get("/").await.text() == "a"
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -124,7 +142,13 @@ async fn circuit_breaker_opens_on_failures() {
 async fn target_killed_mid_load_keeps_idempotent_requests_green() {
     let a = MockUpstream::named("a").await;
     let b = MockUpstream::named("b").await;
-    let gw = Arc::new(TestGateway::start(&config("    retries: {attempts: 2, budget_percent: 100}", &[a.url(), b.url()])).await);
+    let gw = Arc::new(
+        TestGateway::start(&config(
+            "    retries: {attempts: 2, budget_percent: 100}",
+            &[a.url(), b.url()],
+        ))
+        .await,
+    );
     let mut tasks = Vec::new();
     for _ in 0..4 {
         let gw = gw.clone();

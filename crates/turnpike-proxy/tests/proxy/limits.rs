@@ -9,7 +9,7 @@ use turnpike_testkit::{MockUpstream, TestGateway};
 async fn limited_gateway() -> (TestGateway, MockUpstream) {
     let up = MockUpstream::echo().await;
     let yaml = format!(
-        "listen: 127.0.0.1:0\nserver:\n  max_body_bytes: 1KiB\n  max_uri_length: 64\n  max_headers: 20\nupstreams:\n  - name: echo\n    targets: [{{url: \"{}\"}}]\nroutes:\n  - {{name: all, paths: [\"/\"], upstream: echo}}\n",
+        "listen: 127.0.0.1:0\nserver:\n  header_read_timeout: 1s\n  max_body_bytes: 1KiB\n  max_uri_length: 64\n  max_headers: 20\nupstreams:\n  - name: echo\n    targets: [{{url: \"{}\"}}]\nroutes:\n  - {{name: all, paths: [\"/\"], upstream: echo}}\n",
         up.url()
     );
     (TestGateway::start(&yaml).await, up)
@@ -20,18 +20,28 @@ async fn raw(gw: &TestGateway, request: &str) -> String {
     let mut stream = TcpStream::connect(gw.addr).await.unwrap();
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut out = Vec::new();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read_to_end(&mut out)).await;
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_end(&mut out),
+    )
+    .await;
     String::from_utf8_lossy(&out).into_owned()
 }
 
 #[tokio::test]
 async fn body_over_the_limit_is_413_by_content_length() {
     let (gw, up) = limited_gateway().await;
-    let resp = gw.client.request(Method::POST, &gw.url("/upload"), &[], &"x".repeat(2048)).await;
+    let resp = gw
+        .client
+        .request(Method::POST, &gw.url("/upload"), &[], &"x".repeat(2048))
+        .await;
     assert_eq!(resp.status, 413);
     assert_eq!(resp.json()["error"]["code"], "body_too_large");
     assert_eq!(up.hits(), 0, "rejected before the upstream");
-    let ok = gw.client.request(Method::POST, &gw.url("/upload"), &[], &"x".repeat(1024)).await;
+    let ok = gw
+        .client
+        .request(Method::POST, &gw.url("/upload"), &[], &"x".repeat(1024))
+        .await;
     assert_eq!(ok.status, 200);
     assert_eq!(ok.json()["body_bytes"], 1024);
 }
@@ -56,7 +66,10 @@ async fn long_uri_is_414_and_many_headers_431() {
     assert_eq!(resp.json()["error"]["code"], "uri_too_long");
     let names: Vec<String> = (0..30).map(|i| format!("x-h{i}")).collect();
     let headers: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
-    let resp = gw.client.request(Method::GET, &gw.url("/"), &headers, "").await;
+    let resp = gw
+        .client
+        .request(Method::GET, &gw.url("/"), &headers, "")
+        .await;
     assert_eq!(resp.status, 431);
 }
 
@@ -68,13 +81,26 @@ async fn content_length_with_transfer_encoding_cannot_smuggle() {
     let req = "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: x\r\n\r\n";
     let resp = raw(&gw, req).await;
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
-    assert!(!resp.contains("/smuggled"), "second request was served: {resp}");
-    assert_eq!(resp.matches("HTTP/1.1 ").count(), 1, "connection closed after one response");
+    assert!(
+        !resp.contains("/smuggled"),
+        "second request was served: {resp}"
+    );
+    assert_eq!(
+        resp.matches("HTTP/1.1 ").count(),
+        1,
+        "connection closed after one response"
+    );
     assert_eq!(up.hits(), 1);
     let echo = resp.split("\r\n\r\n").nth(1).unwrap_or("");
-    assert!(!echo.contains("content-length"), "upstream saw a Content-Length: {echo}");
+    assert!(
+        !echo.contains("content-length"),
+        "upstream saw a Content-Length: {echo}"
+    );
     let req = "POST / HTTP/1.0\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n";
-    assert!(raw(&gw, req).await.starts_with("HTTP/1.1 400"), "HTTP/1.0 with Transfer-Encoding is refused");
+    assert!(
+        raw(&gw, req).await.starts_with("HTTP/1.1 400"),
+        "HTTP/1.0 with Transfer-Encoding is refused"
+    );
 }
 
 #[tokio::test]
@@ -89,9 +115,70 @@ async fn conflicting_content_lengths_are_rejected() {
 #[tokio::test]
 async fn garbage_requests_get_an_error_not_a_crash() {
     let (gw, _up) = limited_gateway().await;
-    for junk in ["GARBAGE\r\n\r\n", "GET / HTTP/9.9\r\n\r\n", "GET /\u{1}\u{2} HTTP/1.1\r\nhost: x\r\n\r\n", "\r\n\r\n\r\n"] {
+    for junk in [
+        "GARBAGE\r\n\r\n",
+        "GET / HTTP/9.9\r\n\r\n",
+        "GET /\u{1}\u{2} HTTP/1.1\r\nhost: x\r\n\r\n",
+        "\r\n\r\n\r\n",
+    ] {
         let resp = raw(&gw, junk).await;
-        assert!(resp.is_empty() || resp.starts_with("HTTP/1.1 4"), "{junk:?} -> {resp}");
+        assert!(
+            resp.is_empty() || resp.starts_with("HTTP/1.1 4"),
+            "{junk:?} -> {resp}"
+        );
     }
     assert_eq!(gw.get("/still-alive").await.status, 200);
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connection_is_closed_after_header_read_timeout() {
+    let up = MockUpstream::echo().await;
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nserver:\n  header_read_timeout: 300ms\nupstreams:\n  - name: echo\n    targets: [{{url: \"{}\"}}]\nroutes:\n  - {{name: all, paths: [\"/\"], upstream: echo}}\n",
+        up.url()
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut out = Vec::new();
+    // The server ends the idle connection by itself; the 10 s bound only guards a hang.
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut out),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200"));
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+}
+
+#[tokio::test]
+async fn slowloris_header_dribble_is_cut_off() {
+    let (gw, up) = limited_gateway().await;
+    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut out = Vec::new();
+    // The gateway hangs up by itself after header_read_timeout; 10 s only guards a hang.
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut out),
+    )
+    .await
+    .unwrap()
+    .ok();
+    assert!(
+        !String::from_utf8_lossy(&out).contains("200 OK"),
+        "an unfinished head must not be served"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(up.hits(), 0);
 }

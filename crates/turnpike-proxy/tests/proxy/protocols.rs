@@ -570,3 +570,16 @@ async fn grpc_trailers_pass_through_http2_end_to_end() {
     );
     assert_eq!(&body[..], b"\x00\x00\x00\x00\x03hey");
 }
+
+#[tokio::test]
+async fn websocket_to_an_http2_upstream_is_sent_as_http1() {
+    // HTTP/2 has no Upgrade; the handshake must still reach the upstream as HTTP/1.1.
+    let (url, mut seen) = websocket_echo_upstream().await;
+    let gw = TestGateway::start(&http2_upstream_config(&url)).await;
+    let mut ws = websocket_handshake(gw.addr, "Upgrade").await;
+    assert_eq!(
+        seen.recv().await.unwrap().get(header::UPGRADE).unwrap(),
+        "websocket"
+    );
+    websocket_round_trip(&mut ws, b"over http/1.1").await;
+}

@@ -15,7 +15,10 @@ fn config(url: &str, path: &str) -> String {
 
 #[tokio::test]
 async fn reload_under_load_fails_no_request() {
-    let (a, b) = (MockUpstream::named("a").await, MockUpstream::named("b").await);
+    let (a, b) = (
+        MockUpstream::named("a").await,
+        MockUpstream::named("b").await,
+    );
     let gw = Arc::new(TestGateway::start_from_file(&config(&a.url(), "/")).await);
     let load = {
         let gw = gw.clone();
@@ -34,26 +37,47 @@ async fn reload_under_load_fails_no_request() {
         tokio::task::yield_now().await;
     }
     let statuses = load.await.unwrap();
-    assert!(statuses.iter().all(|s| *s == 200), "failed: {:?}", statuses.iter().filter(|s| **s != 200).count());
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "failed: {:?}",
+        statuses.iter().filter(|s| **s != 200).count()
+    );
     assert_eq!(gw.get("/").await.text(), "a", "the last config (a) serves");
 }
 
 #[tokio::test]
 async fn watched_file_change_applies_and_bad_file_is_refused() {
-    let (a, b) = (MockUpstream::named("a").await, MockUpstream::named("b").await);
+    let (a, b) = (
+        MockUpstream::named("a").await,
+        MockUpstream::named("b").await,
+    );
     let gw = TestGateway::start_from_file(&config(&a.url(), "/")).await;
-    reload::watch_file(gw.gateway.shared().clone(), gw.config_path().to_owned(), Duration::from_millis(20));
+    reload::watch_file(
+        gw.gateway.shared().clone(),
+        gw.config_path().to_owned(),
+        Duration::from_millis(20),
+    );
     gw.write_config(&config(&b.url(), "/"));
     let start = Instant::now();
     while gw.get("/").await.text() != "b" {
-        assert!(start.elapsed() < Duration::from_secs(5), "watched change not applied");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "watched change not applied"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let bad = format!("{}  - {{name: r2, paths: [\"/x\"], upstream: nowhere}}\n", config(&a.url(), "/"));
+    let bad = format!(
+        "{}  - {{name: r2, paths: [\"/x\"], upstream: nowhere}}\n",
+        config(&a.url(), "/")
+    );
     gw.write_config(&bad);
-    let err = reload::reload_file(gw.gateway.shared(), gw.config_path()).expect_err("bad config is refused");
+    let err = reload::reload_file(gw.gateway.shared(), gw.config_path())
+        .expect_err("bad config is refused");
     let text = err.to_string();
-    assert!(text.contains("turnpike.yaml:7:") && text.contains("nowhere"), "{text}");
+    assert!(
+        text.contains("turnpike.yaml:7:") && text.contains("nowhere"),
+        "{text}"
+    );
     assert_eq!(gw.get("/").await.text(), "b", "old config keeps serving");
 }
 
@@ -70,5 +94,22 @@ async fn shutdown_drains_in_flight_requests() {
     let resp = in_flight.await.unwrap();
     assert_eq!(resp.status, 200);
     assert_eq!(resp.text(), "done");
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no longer accepting");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no longer accepting"
+    );
+}
+
+#[tokio::test]
+async fn reload_that_changes_listeners_is_refused() {
+    let a = MockUpstream::named("a").await;
+    let gw = TestGateway::start(&config(&a.url(), "/")).await;
+    let moved = config(&a.url(), "/").replace("listen: 127.0.0.1:0", "listen: 127.0.0.1:1");
+    let cfg = turnpike_config::load_str(&moved, std::path::Path::new("t.yaml"), &|_| None).unwrap();
+    let err = gw
+        .gateway
+        .reload(&cfg)
+        .expect_err("listener change needs a restart");
+    assert!(err.to_string().contains("restart"), "{err}");
+    assert_eq!(gw.get("/").await.text(), "a");
 }

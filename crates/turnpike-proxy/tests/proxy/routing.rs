@@ -5,12 +5,18 @@ use http::Method;
 use turnpike_testkit::{MockUpstream, TestGateway};
 
 /// One upstream per route name, so a response tells which route was chosen.
-async fn gateway_with_routes(routes: &str, names: &[&'static str]) -> (TestGateway, Vec<MockUpstream>) {
+async fn gateway_with_routes(
+    routes: &str,
+    names: &[&'static str],
+) -> (TestGateway, Vec<MockUpstream>) {
     let mut ups = Vec::new();
     let mut yaml = String::from("listen: 127.0.0.1:0\nupstreams:\n");
     for name in names {
         let up = MockUpstream::named(name).await;
-        yaml.push_str(&format!("  - name: {name}\n    targets: [{{url: \"{}\"}}]\n", up.url()));
+        yaml.push_str(&format!(
+            "  - name: {name}\n    targets: [{{url: \"{}\"}}]\n",
+            up.url()
+        ));
         ups.push(up);
     }
     yaml.push_str("routes:\n");
@@ -18,7 +24,13 @@ async fn gateway_with_routes(routes: &str, names: &[&'static str]) -> (TestGatew
     (TestGateway::start(&yaml).await, ups)
 }
 
-async fn chosen(gw: &TestGateway, method: Method, host: &str, path: &str, headers: &[(&str, &str)]) -> String {
+async fn chosen(
+    gw: &TestGateway,
+    method: Method,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> String {
     let mut all = vec![("host", host)];
     all.extend_from_slice(headers);
     let resp = gw.client.request(method, &gw.url(path), &all, "").await;
@@ -49,12 +61,31 @@ async fn host_precedence_exact_then_wildcard_then_any() {
   - {name: exact, hosts: ["api.example.com"], paths: ["/"], upstream: exact}
 "#;
     let (gw, _ups) = gateway_with_routes(routes, &["any", "wild", "deeper", "exact"]).await;
-    assert_eq!(chosen(&gw, Method::GET, "api.example.com", "/", &[]).await, "exact");
-    assert_eq!(chosen(&gw, Method::GET, "API.Example.com:8080", "/", &[]).await, "exact");
-    assert_eq!(chosen(&gw, Method::GET, "shop.example.com", "/x", &[]).await, "wild");
-    assert_eq!(chosen(&gw, Method::GET, "a.eu.example.com", "/x", &[]).await, "deeper");
-    assert_eq!(chosen(&gw, Method::GET, "example.com", "/x", &[]).await, "any", "wildcard needs a label");
-    assert_eq!(chosen(&gw, Method::GET, "other.org", "/x", &[]).await, "any");
+    assert_eq!(
+        chosen(&gw, Method::GET, "api.example.com", "/", &[]).await,
+        "exact"
+    );
+    assert_eq!(
+        chosen(&gw, Method::GET, "API.Example.com:8080", "/", &[]).await,
+        "exact"
+    );
+    assert_eq!(
+        chosen(&gw, Method::GET, "shop.example.com", "/x", &[]).await,
+        "wild"
+    );
+    assert_eq!(
+        chosen(&gw, Method::GET, "a.eu.example.com", "/x", &[]).await,
+        "deeper"
+    );
+    assert_eq!(
+        chosen(&gw, Method::GET, "example.com", "/x", &[]).await,
+        "any",
+        "wildcard needs a label"
+    );
+    assert_eq!(
+        chosen(&gw, Method::GET, "other.org", "/x", &[]).await,
+        "any"
+    );
 }
 
 #[tokio::test]
@@ -70,10 +101,20 @@ async fn path_precedence_exact_template_prefix() {
     let h = "localhost";
     assert_eq!(chosen(&gw, Method::GET, h, "/users/me", &[]).await, "me");
     assert_eq!(chosen(&gw, Method::GET, h, "/users/42", &[]).await, "user");
-    assert_eq!(chosen(&gw, Method::GET, h, "/users/42/orders/7", &[]).await, "orders");
-    assert_eq!(chosen(&gw, Method::GET, h, "/users/42/profile", &[]).await, "users");
+    assert_eq!(
+        chosen(&gw, Method::GET, h, "/users/42/orders/7", &[]).await,
+        "orders"
+    );
+    assert_eq!(
+        chosen(&gw, Method::GET, h, "/users/42/profile", &[]).await,
+        "users"
+    );
     assert_eq!(chosen(&gw, Method::GET, h, "/users", &[]).await, "users");
-    assert_eq!(chosen(&gw, Method::GET, h, "/usersx", &[]).await, "root", "prefixes match at / boundaries");
+    assert_eq!(
+        chosen(&gw, Method::GET, h, "/usersx", &[]).await,
+        "root",
+        "prefixes match at / boundaries"
+    );
     assert_eq!(chosen(&gw, Method::GET, h, "/", &[]).await, "root");
 }
 
@@ -88,8 +129,14 @@ async fn methods_and_headers_narrow_a_route_and_fall_back() {
     let h = "localhost";
     assert_eq!(chosen(&gw, Method::GET, h, "/api/x", &[]).await, "base");
     assert_eq!(chosen(&gw, Method::POST, h, "/api/x", &[]).await, "writes");
-    assert_eq!(chosen(&gw, Method::GET, h, "/api/x", &[("x-version", "3")]).await, "v2");
-    assert_eq!(chosen(&gw, Method::GET, h, "/api/x", &[("x-version", "1")]).await, "base");
+    assert_eq!(
+        chosen(&gw, Method::GET, h, "/api/x", &[("x-version", "3")]).await,
+        "v2"
+    );
+    assert_eq!(
+        chosen(&gw, Method::GET, h, "/api/x", &[("x-version", "1")]).await,
+        "base"
+    );
 }
 
 #[tokio::test]
@@ -98,7 +145,15 @@ async fn no_route_is_a_json_404() {
   - {name: only, hosts: ["api.example.com"], paths: ["/v1"], upstream: only}
 "#;
     let (gw, ups) = gateway_with_routes(routes, &["only"]).await;
-    let resp = gw.client.request(Method::GET, &gw.url("/v1"), &[("host", "other.example.com")], "").await;
+    let resp = gw
+        .client
+        .request(
+            Method::GET,
+            &gw.url("/v1"),
+            &[("host", "other.example.com")],
+            "",
+        )
+        .await;
     assert_eq!(resp.status, 404);
     assert_eq!(resp.header("content-type"), Some("application/json"));
     let body = resp.json();
@@ -131,14 +186,23 @@ routes:
     assert_eq!(path("/api/orders/1?full=true").await["path"], "/orders/1");
     assert_eq!(path("/api/orders/1?full=true").await["query"], "full=true");
     assert_eq!(path("/api").await["path"], "/");
-    assert_eq!(path("/v1/users/42").await["path"], "/internal/accounts/42/view");
-    assert_eq!(path("/v1/users/42/extra?q=1").await["path"], "/internal/accounts/42/view/extra");
+    assert_eq!(
+        path("/v1/users/42").await["path"],
+        "/internal/accounts/42/view"
+    );
+    assert_eq!(
+        path("/v1/users/42/extra?q=1").await["path"],
+        "/internal/accounts/42/view/extra"
+    );
 }
 
 #[tokio::test]
 async fn ten_thousand_routes_still_route_correctly() {
     let up = MockUpstream::echo().await;
-    let mut yaml = format!("listen: 127.0.0.1:0\nupstreams:\n  - name: echo\n    targets: [{{url: \"{}\"}}]\nroutes:\n", up.url());
+    let mut yaml = format!(
+        "listen: 127.0.0.1:0\nupstreams:\n  - name: echo\n    targets: [{{url: \"{}\"}}]\nroutes:\n",
+        up.url()
+    );
     for i in 0..10_000 {
         yaml.push_str(&format!("  - {{name: r{i}, paths: [\"/svc{i}/items/{{id}}\"], rewrite: \"/r{i}/{{id}}\", upstream: echo}}\n"));
     }
