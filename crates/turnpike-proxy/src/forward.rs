@@ -79,8 +79,11 @@ pub async fn forward(
         let req_body = body.take().unwrap_or_else(RequestBody::empty);
         let http2 = settings.http2 && !out.upgrade;
         let req = build_request(up, idx, &out, headers, req_body, http2)?;
-        let _in_flight = InFlight::new(&up.targets[idx].state);
-        let started = Instant::now();
+        let _in_flight = up
+            .balancer
+            .uses_in_flight()
+            .then(|| InFlight::new(&up.targets[idx].state));
+        let started = up.balancer.uses_latency().then(Instant::now);
         let limit = deadline.min(tokio::time::Instant::now() + settings.first_byte_timeout);
         let sent = client::send(settings, http2, req).map_err(|err| {
             tracing::error!(error = %err, "no TLS client configuration for upstreams");
@@ -90,7 +93,7 @@ pub async fn forward(
         match result {
             Ok(Ok(resp)) => {
                 let failed = is_failure_status(resp.status(), &settings.retry_statuses);
-                up.record(idx, !failed, Some(started.elapsed()));
+                up.record(idx, !failed, started.map(|s| s.elapsed()));
                 if failed && idempotent && !last {
                     last_resp = Some(resp);
                     continue;

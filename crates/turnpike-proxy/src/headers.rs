@@ -96,24 +96,32 @@ pub fn add_forwarded(headers: &mut HeaderMap, hop: &Hop<'_>) {
         headers.remove(header::FORWARDED);
     }
     let peer = hop.peer.to_string();
-    append_list(headers, &X_FORWARDED_FOR, &peer);
+    let node = match hop.peer {
+        IpAddr::V4(_) => peer.clone(),
+        IpAddr::V6(_) => format!("\"[{peer}]\""),
+    };
+    append_list(headers, &X_FORWARDED_FOR, peer);
     if !headers.contains_key(&X_FORWARDED_PROTO) {
         headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(hop.proto));
     }
     if let (false, Some(host)) = (headers.contains_key(&X_FORWARDED_HOST), hop.host) {
         headers.insert(&X_FORWARDED_HOST, host.clone());
     }
-    let node = match hop.peer {
-        IpAddr::V4(_) => peer,
-        IpAddr::V6(_) => format!("\"[{peer}]\""),
-    };
-    let mut forwarded = format!("for={node};proto={}", hop.proto);
-    if let Some(host) = hop.host.and_then(|h| h.to_str().ok()) {
+    let mut forwarded = node;
+    forwarded.insert_str(0, "for=");
+    forwarded.push_str(";proto=");
+    forwarded.push_str(hop.proto);
+    // A host with quotes or backslashes cannot be a quoted-string; leave it out.
+    if let Some(host) = hop
+        .host
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.contains(['"', '\\']))
+    {
         forwarded.push_str(";host=\"");
         forwarded.push_str(host);
         forwarded.push('"');
     }
-    append_list(headers, &header::FORWARDED, &forwarded);
+    append_list(headers, &header::FORWARDED, forwarded);
 }
 
 /// Appends `1.1 turnpike` (or `2 turnpike`) to `Via`.
@@ -123,15 +131,25 @@ pub fn add_via(headers: &mut HeaderMap, version: http::Version) {
         http::Version::HTTP_10 => "1.0 turnpike",
         _ => "1.1 turnpike",
     };
-    append_list(headers, &header::VIA, entry);
+    if headers.contains_key(header::VIA) {
+        append_list(headers, &header::VIA, entry.to_owned());
+    } else {
+        headers.insert(header::VIA, HeaderValue::from_static(entry));
+    }
 }
 
-fn append_list(headers: &mut HeaderMap, name: &HeaderName, value: &str) {
-    let joined = match headers.get(name).and_then(|v| v.to_str().ok()) {
-        Some(existing) if !existing.is_empty() => format!("{existing}, {value}"),
-        _ => value.to_owned(),
-    };
-    if let Ok(v) = HeaderValue::from_str(&joined) {
+/// Appends `value` to a comma-separated header, reusing `value`'s allocation when the
+/// header was absent.
+fn append_list(headers: &mut HeaderMap, name: &HeaderName, mut value: String) {
+    if let Some(existing) = headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .filter(|e| !e.is_empty())
+    {
+        value.insert_str(0, ", ");
+        value.insert_str(0, existing);
+    }
+    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
         headers.insert(name.clone(), v);
     }
 }

@@ -94,7 +94,12 @@ async fn serve(
     let upstream = &snap.upstreams[route.upstream];
     let client_ip = headers::client_ip(conn.peer.ip(), req.headers(), &snap.server.trusted_proxies);
 
-    let path_and_query = upstream_path(route.upstream_path(&m, path).as_ref(), req.uri().query())?;
+    let path_and_query = match route.upstream_path(&m, path) {
+        // Unchanged path: share the client's bytes instead of copying them.
+        Cow::Borrowed(p) if p.len() == path.len() => req.uri().path_and_query().cloned(),
+        new => Some(upstream_path(&new, req.uri().query())?),
+    }
+    .ok_or(GatewayError::BadRequest("invalid request target"))?;
     let version = req.version();
     let (parts, body) = req.into_parts();
     let out = upstream_request(

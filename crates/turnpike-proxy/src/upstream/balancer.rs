@@ -71,6 +71,17 @@ impl Balancer {
     }
 
     /// Index of the target for this attempt, or `None` when no eligible target is left.
+    /// Whether picks read in-flight counts; other balancers skip counting them, which
+    /// saves two contended atomic writes per request.
+    pub fn uses_in_flight(&self) -> bool {
+        matches!(self.kind, Kind::LeastConnections | Kind::LeastLatency)
+    }
+
+    /// Whether picks read the latency estimate.
+    pub fn uses_latency(&self) -> bool {
+        matches!(self.kind, Kind::LeastLatency)
+    }
+
     /// The request's hash key, computed before the request is taken apart; `None` unless
     /// this is a consistent-hash balancer and the key is present.
     pub fn key_hash(&self, ctx: &PickCtx<'_>) -> Option<u64> {

@@ -174,7 +174,7 @@ impl Upstream {
         if let Some(breaker) = &self.breaker {
             breaker.record(ok);
         }
-        if let Some(latency) = latency {
+        if let Some(latency) = latency.filter(|_| self.balancer.uses_latency()) {
             balancer::update_ewma(&target.state, latency);
         }
     }
