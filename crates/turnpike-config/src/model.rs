@@ -189,7 +189,7 @@ pub enum HostHeader {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Timeouts {
-    /// TCP (and TLS) connect to one target.
+    /// TCP connect to one target (a TLS handshake counts against `first_byte`).
     pub connect: Duration,
     /// From request sent to response head received; 504 when exceeded.
     pub first_byte: Duration,
@@ -288,8 +288,9 @@ impl Default for ActiveHealth {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PassiveHealth {
-    /// Consecutive failures (connect errors, 5xx listed in `retries.on_statuses`, timeouts)
-    /// that eject a target; 0 disables passive checks.
+    /// Consecutive failures (connect errors, broken connections or invalid responses,
+    /// statuses listed in `retries.on_statuses`, timeouts) that eject a target; 0 disables
+    /// passive checks.
     pub consecutive_failures: u32,
     /// How long an ejected target rests before it gets traffic again.
     pub cooldown: Duration,

@@ -121,6 +121,14 @@ impl Checker<'_> {
             "listener",
             listeners.iter().map(|(p, l)| (p.as_str(), l.name.as_str())),
         );
+        if config.listen.is_some() {
+            for (at, listener) in &listeners {
+                if listener.name == "default" {
+                    let msg = "the name `default` belongs to the listener of `listen:`; choose another name";
+                    self.err(format!("{at}.name"), msg);
+                }
+            }
+        }
         let mut bound: Vec<(SocketAddr, String, String)> = Vec::new();
         if let Some(addr) = config.listen {
             bound.push((addr, "listen".to_owned(), "`listen`".to_owned()));
@@ -166,11 +174,13 @@ impl Checker<'_> {
     }
 
     fn server(&mut self, server: &Server) {
-        if server.max_header_bytes.bytes() == 0 {
-            self.err(
-                "server.max_header_bytes",
-                "must be greater than zero (e.g. 64KiB)",
+        // HTTP/1.1 parsing needs a buffer of at least 8 KiB (hyper's minimum).
+        if server.max_header_bytes.bytes() < 8192 {
+            let msg = format!(
+                "must be at least 8KiB, found {} bytes (e.g. 64KiB)",
+                server.max_header_bytes.bytes()
             );
+            self.err("server.max_header_bytes", msg);
         }
         self.at_least(
             "server.max_headers".to_owned(),
@@ -254,6 +264,11 @@ impl Checker<'_> {
             &u.retries.on_statuses,
             500..=599,
         );
+        // One request tries at most eight targets: the first attempt and seven retries.
+        if u.retries.attempts > 7 {
+            let msg = format!("must be at most 7, found {}", u.retries.attempts);
+            self.err(format!("{at}.retries.attempts"), msg);
+        }
         if u.retries.budget_percent > 100 {
             let msg = format!(
                 "must be at most 100 (a share of recent requests), found {}",

@@ -125,7 +125,7 @@ server:
         &all,
         "5:21",
         "server.max_header_bytes",
-        "must be greater than zero",
+        "must be at least 8KiB, found 0 bytes",
     );
     assert_has(
         &all,
@@ -345,5 +345,27 @@ fn upstream_timeouts_are_positive() {
         "6:25",
         "upstreams[0].timeouts.connect",
         "must be greater than zero (e.g. \"5s\")",
+    );
+}
+
+#[test]
+fn retries_are_capped_at_seven() {
+    single_error(
+        &with_upstream_extra("    retries: {attempts: 8}\n"),
+        "6:25",
+        "upstreams[0].retries.attempts",
+        "must be at most 7, found 8",
+    );
+}
+
+#[test]
+fn the_default_listener_name_is_taken_by_listen() {
+    let yaml =
+        "listen: 127.0.0.1:8000\nlisteners:\n  - name: default\n    address: 127.0.0.1:8001\n";
+    single_error(
+        yaml,
+        "3:11",
+        "listeners[0].name",
+        "belongs to the listener of `listen:`",
     );
 }

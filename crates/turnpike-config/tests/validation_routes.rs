@@ -271,3 +271,16 @@ fn routes_without_paths_match_the_root() {
         "route `fallback` can never be chosen for \"/\": route `everything` (line 7)",
     );
 }
+
+#[test]
+fn a_prefix_with_a_trailing_slash_is_the_same_prefix() {
+    let yaml = with_route_extra("").replace("paths: [\"/\"]", "paths: [\"/api\", \"/api/\"]");
+    single_error(
+        &yaml,
+        "8:21",
+        "routes[0].paths[1]",
+        "matches the same requests as an earlier path of this route (line 8)",
+    );
+    // For exact routes the slash matters.
+    load(&(yaml + "    path_type: exact\n"));
+}

@@ -56,13 +56,15 @@ impl Shared {
     }
 
     /// Builds a snapshot from `cfg` and swaps it in; requests in flight keep theirs.
-    /// Listener addresses and server limits apply at the next restart.
+    /// Listeners cannot change (the reload is refused); the `server` settings that shape
+    /// sockets and connections apply at the next restart, with a warning.
     pub fn apply(&self, cfg: &Config) -> Result<u64, BuildError> {
         let _one_at_a_time = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
         let old = self.snapshot.load_full();
         let version = self.version.fetch_add(1, Ordering::Relaxed) + 1;
         let new = Arc::new(Snapshot::build(cfg, version, Some(&old))?);
         same_listeners(&old, &new)?;
+        warn_startup_only(&old.server, &new.server);
         self.snapshot.store(new.clone());
         self.restart_health_checks(&new);
         Ok(version)
@@ -103,6 +105,35 @@ fn same_listeners(old: &Snapshot, new: &Snapshot) -> Result<(), BuildError> {
         Ok(())
     } else {
         Err(BuildError::ListenersChanged)
+    }
+}
+
+/// Settings read when connections are set up; a reload cannot change them.
+fn warn_startup_only(old: &ServerSettings, new: &ServerSettings) {
+    let changed: Vec<&str> = [
+        ("server.workers", old.workers != new.workers),
+        (
+            "server.max_header_bytes",
+            old.max_header_bytes != new.max_header_bytes,
+        ),
+        (
+            "server.max_headers (HTTP/1.1 parser limit)",
+            old.max_headers != new.max_headers,
+        ),
+        (
+            "server.header_read_timeout",
+            old.header_read_timeout != new.header_read_timeout,
+        ),
+        (
+            "server.shutdown_timeout",
+            old.shutdown_timeout != new.shutdown_timeout,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(name, differs)| differs.then_some(name))
+    .collect();
+    if !changed.is_empty() {
+        tracing::warn!(settings = ?changed, "these settings keep their start-up values until the next restart");
     }
 }
 

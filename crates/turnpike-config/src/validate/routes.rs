@@ -234,7 +234,13 @@ fn unreachable<'r>(
         if lexical::path_template(p).is_err() {
             continue;
         }
-        let slot = (key.clone(), lexical::normalise_template(p));
+        // The router treats a prefix `/api/` exactly like `/api`, so compare them that way.
+        let mut normalised = lexical::normalise_template(p);
+        if route.path_type == PathType::Prefix && normalised.len() > 1 && normalised.ends_with('/')
+        {
+            normalised.pop();
+        }
+        let slot = (key.clone(), normalised);
         if let Some((first_at, first_path, first_name)) = seen.get(&slot) {
             if first_at == at {
                 let line = c.line(first_path);
