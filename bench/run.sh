@@ -151,12 +151,12 @@ check with: ss -ltnp 'sport = :$p')"
 # /proc readings: CPU ticks and memory of a whole process group
 # ---------------------------------------------------------------------------------------------
 cpu_ticks() { # NAME -> utime+stime of all its processes (threads included), in clock ticks
-  local pid total=0 stat f
+  local pid total=0 stat fields
   for pid in $(group_pids "$1"); do
     stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
     stat=${stat##*) }                       # drop "pid (comm) ": comm may contain spaces
-    read -r -a f <<<"$stat"
-    total=$((total + f[11] + f[12]))        # fields 14 and 15 of stat(5)
+    read -r -a fields <<<"$stat"
+    total=$((total + fields[11] + fields[12]))   # utime and stime, fields 14 and 15 of stat(5)
   done
   echo "$total"
 }
@@ -173,11 +173,12 @@ mem_kib() { # NAME FIELD (VmHWM = peak RSS, VmRSS = now) -> KiB summed over the 
 # Other processes on the machine (a cargo build, ...) steal CPU from a run and make it slow and
 # noisy. CPU time of the whole machine minus ours (servers, load generator) says how much.
 cpu_sample() { # VAR: sets VAR to "total busy ours" in clock ticks (no subshell: $BASHPID is us)
-  local f ours=0 self
+  local f ours=0 self fields
   for f in "$RUN"/*.pid; do ours=$((ours + $(cpu_ticks "$(basename "$f" .pid)"))); done
   self=$(<"/proc/$BASHPID/stat"); self=${self##*) }
-  read -r -a f <<<"$self"
-  ours=$((ours + f[11] + f[12] + f[13] + f[14]))   # this shell + children it waited for (wrk)
+  read -r -a fields <<<"$self"
+  # utime, stime, cutime, cstime: this shell and the children it waited for (wrk, h2load)
+  ours=$((ours + fields[11] + fields[12] + fields[13] + fields[14]))
   printf -v "$1" '%s' "$(awk -v o="$ours" 'NR == 1 { t = 0; for (i = 2; i <= 9; i++) t += $i
                                                      print t, t - $5 - $6, o }' /proc/stat)"
 }
@@ -444,8 +445,8 @@ start_turnpike() { # CONFIG_FILE: (re)starts Turnpike; records startup time and 
   stop turnpike
   say "starting Turnpike ($WORKERS workers) on $PORT_TURNPIKE with ${cfg#"$ROOT"/}"
   t0=$(date +%s%N)
-  # Turnpike's own logs stay at warn, like the other servers without access logs.
-  RUST_LOG=${RUST_LOG:-warn} start_bg turnpike "$TURNPIKE_BIN" serve --config "$cfg"
+  # Turnpike logs at warn (its default is info), like the other servers without access logs.
+  TURNPIKE_LOG=${TURNPIKE_LOG:-warn} start_bg turnpike "$TURNPIKE_BIN" serve --config "$cfg"
   wait_port turnpike "$PORT_TURNPIKE"
   t1=$(date +%s%N)
   sleep 1   # let lazily started threads settle before reading idle memory
@@ -544,6 +545,9 @@ scenario_fixed_rate() { # TARGET
   put "fixed.$t.p50" "$p50"; put "fixed.$t.p99" "$p99"
   info "$t @ $(get fixed.rate) req/s: achieved $(get "fixed.$t.rps") req/s," \
     "p50 $p50 ms, p99 $p99 ms, failed $(get "fixed.$t.errors")"
+  if (($(get "fixed.$t.rps") * 100 < $(get fixed.rate) * 98)); then
+    warn "$t fell behind the fixed rate: it is overloaded there, and its latency is understated"
+  fi
 }
 
 set_fixed_rate() { # FIXED_RPS, or half of nginx's measured maximum
@@ -754,13 +758,14 @@ report() {
     echo
     md_table <<<"$summary"
     echo
-    sed 's/$/  /' <<<"$extra"   # two trailing spaces: Markdown line breaks
+    # shellcheck disable=SC2001  # two trailing spaces per line: Markdown line breaks
+    sed 's/$/  /' <<<"$extra"
   } >"$OUT/results.md"
   printf '\nMarkdown written to %s\n' "${OUT#"$ROOT"/}/results.md"
   if ((${#FAILED[@]})); then warn "failed steps: $(failed_list) (logs in ${LOGS#"$ROOT"/})"; fi
 }
 
-failed_list() { local IFS=,; echo "${FAILED[*]}" | sed 's/,/, /g'; }
+failed_list() { local IFS=, s; s="${FAILED[*]}"; echo "${s//,/, }"; }
 
 # ---------------------------------------------------------------------------------------------
 main() {
