@@ -15,6 +15,8 @@ use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
+use crate::upstream::pool::Lease;
+
 /// Why a body stream stopped early.
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
@@ -139,7 +141,7 @@ pin_project! {
     #[derive(Debug)]
     pub enum ResponseBody {
         Full { data: Option<Bytes> },
-        Upstream { #[pin] inner: Incoming, timer: IdleTimer },
+        Upstream { #[pin] inner: Incoming, timer: IdleTimer, lease: Option<Lease> },
     }
 }
 
@@ -151,11 +153,14 @@ impl ResponseBody {
         }
     }
 
-    pub fn upstream(inner: Incoming, idle: Duration) -> Self {
-        Self::Upstream {
-            inner,
-            timer: IdleTimer::new(idle),
+    /// The upstream's body; `lease` goes back to the pool once the body has ended.
+    pub fn upstream(inner: Incoming, idle: Duration, lease: Option<Lease>) -> Self {
+        let timer = IdleTimer::new(idle);
+        if inner.is_end_stream() {
+            lease.map(Lease::release);
+            return Self::Upstream { inner, timer, lease: None };
         }
+        Self::Upstream { inner, timer, lease }
     }
 }
 
@@ -169,7 +174,15 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.project() {
             ResponseBodyProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            ResponseBodyProj::Upstream { inner, timer } => poll_with_idle(inner, timer, cx),
+            ResponseBodyProj::Upstream { mut inner, timer, lease } => {
+                let frame = ready!(poll_with_idle(inner.as_mut(), timer, cx));
+                // hyper stops polling once a body says it has ended, so give the connection
+                // back as soon as the last frame is out rather than waiting for `None`.
+                if frame.is_none() || inner.is_end_stream() {
+                    lease.take().map(Lease::release);
+                }
+                Poll::Ready(frame)
+            }
         }
     }
 

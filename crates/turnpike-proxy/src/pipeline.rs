@@ -122,22 +122,20 @@ async fn serve(
         snap.server.max_body_bytes,
         upstream.settings.idle_timeout,
     );
-    let mut resp = forward::forward(upstream, out, Some(body), hash).await?;
+    let (mut resp, lease) = forward::forward(upstream, out, body, hash).await?;
 
-    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+    let lease = if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(client_side) = upgrade {
             upgrade::splice(client_side, hyper::upgrade::on(&mut resp));
         }
+        // The connection now belongs to the tunnel.
+        None
     } else {
         headers::strip_hop_by_hop(resp.headers_mut(), false);
-    }
-    Ok(downstream_response(
-        snap,
-        route,
-        resp,
-        version,
-        upstream.settings.idle_timeout,
-    ))
+        lease
+    };
+    let body = |b| ResponseBody::upstream(b, upstream.settings.idle_timeout, lease);
+    Ok(downstream_response(snap, route, resp, version, body))
 }
 
 /// Rejects what must never reach an upstream; cheap checks before any routing work.
@@ -248,15 +246,15 @@ fn downstream_response(
     route: &crate::snapshot::RouteRt,
     resp: Response<Incoming>,
     client_version: Version,
-    idle: std::time::Duration,
+    body: impl FnOnce(Incoming) -> ResponseBody,
 ) -> Response<ResponseBody> {
-    let (mut parts, body) = resp.into_parts();
+    let (mut parts, upstream_body) = resp.into_parts();
     if snap.server.via {
         headers::add_via(&mut parts.headers, parts.version);
     }
     route.response_headers.apply(&mut parts.headers);
     parts.version = client_version;
-    Response::from_parts(parts, ResponseBody::upstream(body, idle))
+    Response::from_parts(parts, body(upstream_body))
 }
 
 /// 128 random bits as 32 hex digits.

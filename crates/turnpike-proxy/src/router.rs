@@ -14,6 +14,11 @@
 
 use std::collections::HashMap;
 
+use foldhash::fast::RandomState;
+
+/// Route tables use a fast non-cryptographic hash; keys come from config, not clients.
+type Map<V> = HashMap<Box<str>, V, RandomState>;
+
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 /// One segment of a route path pattern.
@@ -99,7 +104,7 @@ impl Entry {
 
 #[derive(Debug, Default)]
 struct Node {
-    literals: HashMap<Box<str>, Node>,
+    literals: Map<Node>,
     param: Option<Box<Node>>,
     exact: Vec<Entry>,
     prefix: Vec<Entry>,
@@ -113,7 +118,7 @@ struct Trie {
 /// Immutable after construction; shared by every worker through the snapshot.
 #[derive(Debug, Default)]
 pub struct Router {
-    exact_hosts: HashMap<Box<str>, Trie>,
+    exact_hosts: Map<Trie>,
     /// `(".example.com", trie)`, longest suffix first.
     wildcard_hosts: Vec<(Box<str>, Trie)>,
     any_host: Trie,

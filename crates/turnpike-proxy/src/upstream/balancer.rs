@@ -92,8 +92,7 @@ impl Balancer {
     }
 
     pub fn pick(&self, targets: &[Target], hash: Option<u64>, tried: &[usize]) -> Option<usize> {
-        let now = now_ms();
-        let ok = |i: usize| !tried.contains(&i) && targets[i].available(now);
+        let ok = |i: usize| !tried.contains(&i) && targets[i].available(now_ms);
         match &self.kind {
             Kind::RoundRobin { seq, next } => {
                 let start = next.fetch_add(1, Ordering::Relaxed);

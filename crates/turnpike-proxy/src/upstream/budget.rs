@@ -28,9 +28,8 @@ impl RetryBudget {
         }
     }
 
-    /// Called once per request.
+    /// Called once per request: one atomic add, no clock read (refills happen on withdraw).
     pub fn deposit(&self) {
-        self.refill();
         if self.percent > 0 {
             let after = self.tokens.fetch_add(self.percent, Ordering::Relaxed) + self.percent;
             if after > self.cap {

@@ -8,6 +8,7 @@ pub mod balancer;
 pub mod budget;
 pub mod client;
 pub mod health;
+pub mod pool;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -58,9 +59,13 @@ pub struct Target {
 
 impl Target {
     /// Eligible for traffic now: not down by active checks, not ejected by passive ones.
-    pub fn available(&self, now: u64) -> bool {
-        !self.state.active_down.load(Ordering::Relaxed)
-            && self.state.ejected_until.load(Ordering::Relaxed) <= now
+    /// `now` is only called for a target that was ejected at some point.
+    pub fn available(&self, now: impl FnOnce() -> u64) -> bool {
+        if self.state.active_down.load(Ordering::Relaxed) {
+            return false;
+        }
+        let until = self.state.ejected_until.load(Ordering::Relaxed);
+        until == 0 || until <= now()
     }
 }
 

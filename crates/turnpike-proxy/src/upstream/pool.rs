@@ -1,0 +1,369 @@
+//! Upstream connection pool, one per worker thread, on hyper's connection API.
+//!
+//! Why not hyper-util's pooled client: it hashes, locks and boxes on every request, spawns
+//! a task to return each HTTP/1.1 connection, and loses the request when a pooled
+//! connection turns out to be closed. Here a worker owns its idle connections outright
+//! (no lock), an HTTP/1.1 connection goes back to the pool when its response body ends,
+//! and a request that could not be written on a stale connection is sent again on another
+//! one, whatever its method, since the upstream never saw it.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use foldhash::fast::RandomState;
+use http::uri::Authority;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+
+use super::client::tls_config;
+use crate::body::RequestBody;
+
+/// Which connections can serve a request: same target, same protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PoolKey {
+    pub https: bool,
+    pub authority: Authority,
+    pub http2: bool,
+}
+
+/// How connections to one upstream are made and kept.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnSettings {
+    pub connect_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_idle: usize,
+}
+
+/// Why a request could not be exchanged with the upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("connecting to the upstream failed: {0}")]
+    Connect(std::io::Error),
+    #[error("connecting to the upstream timed out")]
+    ConnectTimeout,
+    #[error("TLS with the upstream failed: {0}")]
+    Tls(std::io::Error),
+    #[error("the upstream host is not a valid TLS server name")]
+    ServerName,
+    #[error("no TLS client configuration: {0}")]
+    TlsConfig(#[from] rustls::Error),
+    #[error(transparent)]
+    Http(#[from] hyper::Error),
+}
+
+impl SendError {
+    /// No connection could be made, so nothing reached the upstream.
+    pub fn is_connect(&self) -> bool {
+        !matches!(self, Self::Http(_))
+    }
+}
+
+/// A failed exchange; `unsent` is the request when the upstream never received it, so it
+/// can go to another target whatever its method or body.
+#[derive(Debug)]
+pub struct SendFailure {
+    pub error: SendError,
+    pub unsent: Option<Request<RequestBody>>,
+}
+
+impl SendFailure {
+    fn sent(error: impl Into<SendError>) -> Self {
+        Self { error: error.into(), unsent: None }
+    }
+}
+
+struct Idle {
+    sender: http1::SendRequest<RequestBody>,
+    expires: Instant,
+}
+
+#[derive(Default)]
+struct Entry {
+    idle: Vec<Idle>,
+    shared_h2: Option<http2::SendRequest<RequestBody>>,
+}
+
+thread_local! {
+    static POOL: RefCell<HashMap<PoolKey, Entry, RandomState>> = RefCell::default();
+    static SWEEPER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// An HTTP/1.1 connection lent to one exchange; back to the pool when the body ends.
+#[derive(Debug)]
+pub struct Lease {
+    key: PoolKey,
+    sender: http1::SendRequest<RequestBody>,
+    settings: ConnSettings,
+}
+
+impl Lease {
+    /// Returns the connection for reuse. Dropping a lease instead closes the connection,
+    /// which is right when the body did not finish.
+    pub fn release(self) {
+        if self.sender.is_closed() || self.settings.max_idle == 0 {
+            return;
+        }
+        let expires = Instant::now() + self.settings.idle_timeout;
+        POOL.with(|pool| {
+            let mut pool = pool.borrow_mut();
+            let idle = &mut pool.entry(self.key).or_default().idle;
+            if idle.len() >= self.settings.max_idle {
+                idle.remove(0);
+            }
+            idle.push(Idle { sender: self.sender, expires });
+        });
+    }
+}
+
+/// Sends `req` on a pooled or new connection. The lease (HTTP/1.1 only) must be released
+/// when the response body has been read to the end.
+pub async fn send(
+    key: &PoolKey,
+    settings: ConnSettings,
+    mut req: Request<RequestBody>,
+) -> Result<(Response<Incoming>, Option<Lease>), SendFailure> {
+    start_sweeper();
+    if key.http2 {
+        return send_h2(key, settings, req).await;
+    }
+    let mut yielded = false;
+    loop {
+        let mut sender = match checkout(key) {
+            Checkout::Ready(sender) => sender,
+            // A connection whose body just ended becomes ready once its task has run;
+            // letting it run once is far cheaper than a new connection.
+            Checkout::Busy if !yielded => {
+                yielded = true;
+                tokio::task::yield_now().await;
+                continue;
+            }
+            Checkout::Busy | Checkout::Empty => break,
+        };
+        match sender.try_send_request(req).await {
+            Ok(resp) => return Ok((resp, Some(Lease { key: key.clone(), sender, settings }))),
+            Err(mut err) => match err.take_message() {
+                // The connection closed under us before the request was written.
+                Some(unsent) => req = unsent,
+                None => return Err(SendFailure::sent(err.into_error())),
+            },
+        }
+    }
+    let mut sender = match connect_h1(key, settings).await {
+        Ok(sender) => sender,
+        Err(error) => return Err(SendFailure { error, unsent: Some(req) }),
+    };
+    let resp = sender.send_request(req).await.map_err(SendFailure::sent)?;
+    Ok((resp, Some(Lease { key: key.clone(), sender, settings })))
+}
+
+async fn send_h2(
+    key: &PoolKey,
+    settings: ConnSettings,
+    mut req: Request<RequestBody>,
+) -> Result<(Response<Incoming>, Option<Lease>), SendFailure> {
+    if let Some(mut sender) = shared_h2(key) {
+        match sender.try_send_request(req).await {
+            Ok(resp) => return Ok((resp, None)),
+            Err(mut err) => match err.take_message() {
+                Some(unsent) => req = unsent,
+                None => return Err(SendFailure::sent(err.into_error())),
+            },
+        }
+    }
+    let mut sender = match connect_h2(key, settings).await {
+        Ok(sender) => sender,
+        Err(error) => return Err(SendFailure { error, unsent: Some(req) }),
+    };
+    POOL.with(|pool| pool.borrow_mut().entry(key.clone()).or_default().shared_h2 = Some(sender.clone()));
+    Ok((sender.send_request(req).await.map_err(SendFailure::sent)?, None))
+}
+
+enum Checkout {
+    Ready(http1::SendRequest<RequestBody>),
+    /// Idle connections exist but none is ready yet.
+    Busy,
+    Empty,
+}
+
+/// The most recently used idle connection that is ready; drops closed or expired ones.
+fn checkout(key: &PoolKey) -> Checkout {
+    POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        let Some(entry) = pool.get_mut(key) else { return Checkout::Empty };
+        let now = Instant::now();
+        entry.idle.retain(|c| !c.sender.is_closed() && c.expires > now);
+        // A connection whose last body just ended may not be ready yet; leave it there.
+        match entry.idle.iter().rposition(|c| c.sender.is_ready()) {
+            Some(pos) => Checkout::Ready(entry.idle.swap_remove(pos).sender),
+            None if entry.idle.is_empty() => Checkout::Empty,
+            None => Checkout::Busy,
+        }
+    })
+}
+
+fn shared_h2(key: &PoolKey) -> Option<http2::SendRequest<RequestBody>> {
+    POOL.with(|pool| {
+        let pool = pool.borrow();
+        pool.get(key)?.shared_h2.as_ref().filter(|s| !s.is_closed()).cloned()
+    })
+}
+
+/// A TCP (and, for `https`, TLS) stream to the target.
+async fn dial(key: &PoolKey, settings: ConnSettings) -> Result<Stream, SendError> {
+    let port = key.authority.port_u16().unwrap_or(if key.https { 443 } else { 80 });
+    let host = key.authority.host();
+    let addr = (host.trim_start_matches('[').trim_end_matches(']'), port);
+    let tcp = tokio::time::timeout(settings.connect_timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| SendError::ConnectTimeout)?
+        .map_err(SendError::Connect)?;
+    let _ = tcp.set_nodelay(true);
+    if !key.https {
+        return Ok(Stream::Plain(tcp));
+    }
+    let name = ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']').to_owned())
+        .map_err(|_| SendError::ServerName)?;
+    let connector = tokio_rustls::TlsConnector::from(alpn_config(key.http2)?);
+    let tls = tokio::time::timeout(settings.connect_timeout, connector.connect(name, tcp))
+        .await
+        .map_err(|_| SendError::ConnectTimeout)?
+        .map_err(SendError::Tls)?;
+    Ok(Stream::Tls(Box::new(tls)))
+}
+
+async fn connect_h1(key: &PoolKey, settings: ConnSettings) -> Result<http1::SendRequest<RequestBody>, SendError> {
+    let io = TokioIo::new(dial(key, settings).await?);
+    let (sender, conn) = http1::Builder::new().handshake(io).await?;
+    tokio::spawn(async move {
+        if let Err(err) = conn.with_upgrades().await {
+            tracing::debug!(error = %err, "upstream connection ended with an error");
+        }
+    });
+    Ok(sender)
+}
+
+async fn connect_h2(key: &PoolKey, settings: ConnSettings) -> Result<http2::SendRequest<RequestBody>, SendError> {
+    let io = TokioIo::new(dial(key, settings).await?);
+    let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Duration::from_secs(30))
+        .handshake(io)
+        .await?;
+    tokio::spawn(async move {
+        if let Err(err) = conn.await {
+            tracing::debug!(error = %err, "upstream HTTP/2 connection ended with an error");
+        }
+    });
+    Ok(sender)
+}
+
+/// Client TLS settings with ALPN for the protocol spoken, built once each.
+fn alpn_config(http2: bool) -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
+    static H1: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    static H2: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    let cell = if http2 { &H2 } else { &H1 };
+    if let Some(config) = cell.get() {
+        return Ok(config.clone());
+    }
+    let mut config = (*tls_config()?).clone();
+    config.alpn_protocols = vec![if http2 { b"h2".to_vec() } else { b"http/1.1".to_vec() }];
+    Ok(cell.get_or_init(|| Arc::new(config)).clone())
+}
+
+/// Closes idle connections past their idle timeout even when no request comes to reuse
+/// them, once per worker.
+fn start_sweeper() {
+    if SWEEPER.with(|s| s.replace(true)) {
+        return;
+    }
+    tokio::spawn(async {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let now = Instant::now();
+            POOL.with(|pool| {
+                let mut pool = pool.borrow_mut();
+                for entry in pool.values_mut() {
+                    entry.idle.retain(|c| !c.sender.is_closed() && c.expires > now);
+                    if entry.shared_h2.as_ref().is_some_and(http2::SendRequest::is_closed) {
+                        entry.shared_h2 = None;
+                    }
+                }
+                pool.retain(|_, e| !e.idle.is_empty() || e.shared_h2.is_some());
+            });
+        }
+    });
+}
+
+/// A plain or TLS stream, so both kinds share one connection type.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl tokio::io::AsyncRead for Stream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Self::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Stream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Self::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
+            Self::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Plain(s) => s.is_write_vectored(),
+            Self::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Self::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Self::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
