@@ -22,6 +22,7 @@ FIXED_RPS=${FIXED_RPS:-}            # total rate of the fixed-rate run; default:
 H2_STREAMS=${H2_STREAMS:-10}        # concurrent streams per connection in the h2c run
 ROUTES=${ROUTES:-10000}             # routes in the many-routes scenario
 SKIP_STREAMING=${SKIP_STREAMING:-0} # 1 skips the 1 GiB upload/download
+PEER_HEADERS=${PEER_HEADERS:-same}  # same: nginx/HAProxy add the headers Turnpike adds; none: bare
 STREAM_MIB=${STREAM_MIB:-1024}      # size of the streamed upload and download
 STARTUP_TIMEOUT=${STARTUP_TIMEOUT:-60}  # seconds a server gets to start listening
 SKIP_INSTALL=${SKIP_INSTALL:-0}     # 1: do not apt-get anything (fail if a tool is missing)
@@ -286,6 +287,39 @@ nginx_http_common() { # NAME: inside http {}
 EOF
 }
 
+# With PEER_HEADERS=same (the default) nginx and HAProxy do the header work Turnpike does by
+# default: X-Forwarded-For/-Proto/-Host, Forwarded and Via to the upstream, a generated
+# X-Request-Id sent upstream and returned, Via on the response. That makes the comparison one
+# of equal work. PEER_HEADERS=none runs them bare (less work than Turnpike does).
+nginx_gateway_headers() {
+  [ "$PEER_HEADERS" = same ] || return 0
+  cat <<'EOF'
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $host;
+      proxy_set_header Forwarded "for=$remote_addr;proto=$scheme;host=\"$http_host\"";
+      proxy_set_header Via "1.1 nginx";
+      proxy_set_header X-Request-Id $request_id;
+      add_header X-Request-Id $request_id always;
+      add_header Via "1.1 nginx" always;
+EOF
+}
+
+haproxy_gateway_headers() {
+  [ "$PEER_HEADERS" = same ] || return 0
+  cat <<'EOF'
+  option forwardfor
+  http-request set-header X-Forwarded-Proto http
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]
+  http-request set-header Forwarded "for=%[src];proto=http;host=\"%[req.hdr(host)]\""
+  http-request set-header Via "1.1 haproxy"
+  unique-id-format %[uuid()]
+  unique-id-header X-Request-Id
+  http-response set-header X-Request-Id %[unique-id]
+  http-response set-header Via "1.1 haproxy"
+EOF
+}
+
 write_configs() {
   mkdir -p "$CONF" "$OUT/www"
   # The upstream: one small fixed answer on /, h2c on a second port, and a sparse file for the
@@ -328,6 +362,7 @@ $(nginx_http_common nginx)
       proxy_pass http://backend;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
+$(nginx_gateway_headers)
     }
   }
 }
@@ -353,6 +388,7 @@ defaults
 frontend fe
   bind 127.0.0.1:$PORT_HAPROXY
   bind 127.0.0.1:$PORT_HAPROXY_H2 proto h2
+$(haproxy_gateway_headers)
   default_backend be
 
 backend be
@@ -733,6 +769,7 @@ report() {
   )
   extra=$(
     echo "Fixed rate: $(get fixed.rate) req/s in total. errors = failed or non-2xx requests in the wrk / fixed-rate / h2c runs."
+    echo "Peer header work: PEER_HEADERS=$PEER_HEADERS (same = nginx and HAProxy add the X-Forwarded-*, Forwarded, Via and X-Request-Id headers Turnpike adds; none = they add nothing)."
     echo "other CPU % = share of the machine's CPU used by processes outside the benchmark during the wrk / fixed-rate / h2c runs; above ~10% that row's numbers are depressed, rerun on a quiet machine."
     echo "direct = the upstream nginx alone ($UPSTREAM_WORKERS worker); its CPU and RSS columns are the upstream's own."
     echo "Routes, on /svc$((ROUTES - 1))/bench: 1 route $(get routes1.rps) req/s (p99 $(get routes1.p99) ms, errors $(get routes1.errors), other CPU $(get routes1.other)%), $ROUTES routes $(get routes.rps) req/s (p99 $(get routes.p99) ms, errors $(get routes.errors), other CPU $(get routes.other)%)."

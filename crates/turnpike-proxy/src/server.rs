@@ -434,6 +434,8 @@ where
 {
     tokio::pin!(conn);
     let result = tokio::select! {
+        // The connection is polled first: it is what wakes this task almost every time.
+        biased;
         res = conn.as_mut() => res,
         () = async { drop(shutdown.wait_for(|stop| *stop).await) } => {
             conn.as_mut().graceful_shutdown();

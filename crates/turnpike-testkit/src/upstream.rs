@@ -73,6 +73,7 @@ type ReplyFuture = Pin<Box<dyn Future<Output = Result<Response<Full<Bytes>>, Inf
 pub struct MockUpstream {
     pub addr: SocketAddr,
     hits: Arc<AtomicUsize>,
+    connections: Arc<AtomicUsize>,
     stop: watch::Sender<bool>,
 }
 
@@ -112,9 +113,10 @@ impl MockUpstream {
             .local_addr()
             .unwrap_or_else(|e| panic!("mock upstream addr: {e}"));
         let hits = Arc::new(AtomicUsize::new(0));
+        let connections = Arc::new(AtomicUsize::new(0));
         let (stop, stop_rx) = watch::channel(false);
-        tokio::spawn(accept(listener, handler, hits.clone(), stop_rx));
-        Self { addr, hits, stop }
+        tokio::spawn(accept(listener, handler, hits.clone(), connections.clone(), stop_rx));
+        Self { addr, hits, connections, stop }
     }
 
     pub fn url(&self) -> String {
@@ -124,6 +126,11 @@ impl MockUpstream {
     /// Requests received so far.
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections accepted so far (shows whether the gateway reuses them).
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     /// Closes the listener and every open connection, like a killed process.
@@ -142,6 +149,7 @@ async fn accept(
     listener: TcpListener,
     handler: Handler,
     hits: Arc<AtomicUsize>,
+    connections: Arc<AtomicUsize>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -149,6 +157,7 @@ async fn accept(
             res = listener.accept() => match res { Ok(pair) => pair, Err(_) => continue },
             _ = stop.changed() => return,
         };
+        connections.fetch_add(1, Ordering::SeqCst);
         let (handler, hits, mut stop) = (handler.clone(), hits.clone(), stop.clone());
         tokio::spawn(async move {
             let service = service_fn(move |req| respond(req, handler.clone(), hits.clone()));

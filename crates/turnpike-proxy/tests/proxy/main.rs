@@ -7,6 +7,7 @@ mod balancing;
 mod headers;
 mod health;
 mod limits;
+mod pool;
 mod protocols;
 mod reload;
 mod routing;
