@@ -21,6 +21,7 @@ UPSTREAM_WORKERS=${UPSTREAM_WORKERS:-1}  # upstream nginx workers: few, to leave
 FIXED_RPS=${FIXED_RPS:-}            # total rate of the fixed-rate run; default: half nginx's rps
 H2_STREAMS=${H2_STREAMS:-10}        # concurrent streams per connection in the h2c run
 ROUTES=${ROUTES:-10000}             # routes in the many-routes scenario
+ROUTES_ROUNDS=${ROUTES_ROUNDS:-3}   # alternating 1-route / many-routes runs, averaged
 SKIP_STREAMING=${SKIP_STREAMING:-0} # 1 skips the 1 GiB upload/download
 PEER_HEADERS=${PEER_HEADERS:-same}  # same: nginx/HAProxy add the headers Turnpike adds; none: bare
 STREAM_MIB=${STREAM_MIB:-1024}      # size of the streamed upload and download
@@ -642,23 +643,35 @@ scenario_start_turnpike() {
 
 # The same load with $ROUTES prefix routes in the table: routing must not slow down with size.
 # Requests go to the last-defined prefix route, the worst case for a router that scans in order.
-# The 1-route baseline is measured again right before, on the same path, so that both runs see
-# the same machine state (on 2 shared cores, minutes apart can differ by more than 5%).
+# The two configurations are measured alternately, ROUTES_ROUNDS times each, and averaged: on
+# 2 shared cores, runs minutes apart can differ by more than the 5% the target allows.
 scenario_routes() {
   local url="http://127.0.0.1:$PORT_TURNPIKE/svc$((ROUTES - 1))/bench"
-  [[ -f $RUN/turnpike.pid ]] || start_turnpike "$CONF/turnpike.yaml"
-  check_body "$url"
-  warm_up "$url"
-  run_wrk routes1 "$url"
-  start_turnpike "$CONF/turnpike-routes.yaml"
-  put routes.startup_ms "$TURNPIKE_STARTUP_MS"
-  put routes.idle_mib "$(kib_to_mib "$TURNPIKE_IDLE_KIB")"
-  info "turnpike with $ROUTES routes up in ${TURNPIKE_STARTUP_MS} ms," \
-    "idle RSS $(get routes.idle_mib) MiB"
-  check_body "$url"
-  warm_up "$url"
-  run_wrk routes "$url"
+  local round sum1=0 sum10k=0
+  for round in $(seq "$ROUTES_ROUNDS"); do
+    start_turnpike "$CONF/turnpike.yaml"
+    check_body "$url"
+    warm_up "$url"
+    run_wrk "routes1.r$round" "$url"
+    sum1=$((sum1 + $(get "routes1.r$round.rps" | cut -d. -f1)))
+    start_turnpike "$CONF/turnpike-routes.yaml"
+    put routes.startup_ms "$TURNPIKE_STARTUP_MS"
+    put routes.idle_mib "$(kib_to_mib "$TURNPIKE_IDLE_KIB")"
+    info "turnpike with $ROUTES routes up in ${TURNPIKE_STARTUP_MS} ms," \
+      "idle RSS $(get routes.idle_mib) MiB"
+    check_body "$url"
+    warm_up "$url"
+    run_wrk "routes.r$round" "$url"
+    sum10k=$((sum10k + $(get "routes.r$round.rps" | cut -d. -f1)))
+  done
   stop turnpike
+  local key
+  for key in p99 errors other; do
+    put "routes1.$key" "$(get "routes1.r$ROUTES_ROUNDS.$key")"
+    put "routes.$key" "$(get "routes.r$ROUTES_ROUNDS.$key")"
+  done
+  put routes1.rps "$((sum1 / ROUTES_ROUNDS))"
+  put routes.rps "$((sum10k / ROUTES_ROUNDS))"
 }
 
 # 1 GiB up and 1 GiB down through Turnpike: bodies must stream, so memory stays flat.
