@@ -158,9 +158,17 @@ impl ResponseBody {
         let timer = IdleTimer::new(idle);
         if inner.is_end_stream() {
             lease.map(Lease::release);
-            return Self::Upstream { inner, timer, lease: None };
+            return Self::Upstream {
+                inner,
+                timer,
+                lease: None,
+            };
         }
-        Self::Upstream { inner, timer, lease }
+        Self::Upstream {
+            inner,
+            timer,
+            lease,
+        }
     }
 }
 
@@ -174,7 +182,11 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.project() {
             ResponseBodyProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            ResponseBodyProj::Upstream { mut inner, timer, lease } => {
+            ResponseBodyProj::Upstream {
+                mut inner,
+                timer,
+                lease,
+            } => {
                 let frame = ready!(poll_with_idle(inner.as_mut(), timer, cx));
                 // hyper stops polling once a body says it has ended, so give the connection
                 // back as soon as the last frame is out rather than waiting for `None`.

@@ -66,21 +66,30 @@ pub async fn forward(
         if up.breaker.as_ref().is_some_and(|b| !b.allow()) {
             return Err(GatewayError::CircuitOpen);
         }
-        let Some(idx) = pick(up, hash, &tried[..attempt]) else { break };
+        let Some(idx) = pick(up, hash, &tried[..attempt]) else {
+            break;
+        };
         tried[attempt] = idx;
         let last = attempt + 1 == max_attempts;
         let mut req = match (unsent.take(), body.take()) {
             (Some(req), _) => req,
-            (None, Some(first)) if resendable && !last => new_request(&out.method, out.headers.clone(), first),
-            (None, Some(first)) => new_request(&out.method, std::mem::take(&mut out.headers), first),
-            (None, None) if resendable => new_request(&out.method, out.headers.clone(), RequestBody::empty()),
+            (None, Some(first)) if resendable && !last => {
+                new_request(&out.method, out.headers.clone(), first)
+            }
+            (None, Some(first)) => {
+                new_request(&out.method, std::mem::take(&mut out.headers), first)
+            }
+            (None, None) if resendable => {
+                new_request(&out.method, out.headers.clone(), RequestBody::empty())
+            }
             (None, None) => break,
         };
         let http2 = settings.http2 && !out.upgrade;
         address(&mut req, up, idx, &out, http2)?;
         match attempt_once(up, idx, req, http2, deadline).await {
             Ok((resp, lease)) => {
-                if is_failure_status(resp.status(), &settings.retry_statuses) && resendable && !last {
+                if is_failure_status(resp.status(), &settings.retry_statuses) && resendable && !last
+                {
                     last_resp = Some((resp, lease));
                     continue;
                 }
@@ -93,7 +102,10 @@ pub async fn forward(
             }
             Err(Failure::Sent(err)) => {
                 last_err = err;
-                if !resendable || (err == GatewayError::UpstreamTimeout && tokio::time::Instant::now() >= deadline) {
+                if !resendable
+                    || (err == GatewayError::UpstreamTimeout
+                        && tokio::time::Instant::now() >= deadline)
+                {
                     break;
                 }
             }
@@ -105,7 +117,11 @@ pub async fn forward(
 /// Another target when there is one; the same one again when it is all we have.
 fn pick(up: &Upstream, hash: Option<u64>, tried: &[usize]) -> Option<usize> {
     let picked = up.balancer.pick(&up.targets, hash, tried);
-    picked.or_else(|| (!tried.is_empty()).then(|| up.balancer.pick(&up.targets, hash, &[])).flatten())
+    picked.or_else(|| {
+        (!tried.is_empty())
+            .then(|| up.balancer.pick(&up.targets, hash, &[]))
+            .flatten()
+    })
 }
 
 enum Failure {
@@ -125,13 +141,20 @@ async fn attempt_once(
 ) -> Result<Exchange, Failure> {
     let settings = &up.settings;
     let target = &up.targets[idx];
-    let key = PoolKey { https: target.scheme == Scheme::HTTPS, authority: target.authority.clone(), http2 };
+    let key = PoolKey {
+        https: target.scheme == Scheme::HTTPS,
+        authority: target.authority.clone(),
+        http2,
+    };
     let conn = ConnSettings {
         connect_timeout: settings.connect_timeout,
         idle_timeout: settings.pool_idle_timeout,
         max_idle: settings.pool_max_idle,
     };
-    let _in_flight = up.balancer.uses_in_flight().then(|| InFlight::new(&target.state));
+    let _in_flight = up
+        .balancer
+        .uses_in_flight()
+        .then(|| InFlight::new(&target.state));
     let started = up.balancer.uses_latency().then(Instant::now);
     let limit = deadline.min(tokio::time::Instant::now() + settings.first_byte_timeout);
     let result = tokio::time::timeout_at(limit, pool::send(&key, conn, req)).await;
@@ -141,7 +164,9 @@ async fn attempt_once(
             up.record(idx, !failed, started.map(|s| s.elapsed()));
             return Ok(exchange);
         }
-        Ok(Err(SendFailure { error, .. })) if is_body_too_large(&error) => return Err(Failure::BodyTooLarge),
+        Ok(Err(SendFailure { error, .. })) if is_body_too_large(&error) => {
+            return Err(Failure::BodyTooLarge);
+        }
         Ok(Err(SendFailure { error, unsent })) => {
             tracing::debug!(upstream = &*up.name, target = &*target.url, %error, "upstream attempt failed");
             match unsent {
@@ -184,17 +209,31 @@ fn address(
         Uri::from(out.path_and_query.clone())
     };
     let host = match &up.settings.host_header {
-        HostHeader::Preserve => out.client_host.clone().unwrap_or_else(|| target.host_value.clone()),
+        HostHeader::Preserve => out
+            .client_host
+            .clone()
+            .unwrap_or_else(|| target.host_value.clone()),
         HostHeader::Target => target.host_value.clone(),
-        HostHeader::Fixed(_) => up.settings.fixed_host.clone().unwrap_or_else(|| target.host_value.clone()),
+        HostHeader::Fixed(_) => up
+            .settings
+            .fixed_host
+            .clone()
+            .unwrap_or_else(|| target.host_value.clone()),
     };
     req.headers_mut().insert(header::HOST, host);
     *req.uri_mut() = uri;
-    *req.version_mut() = if http2 { Version::HTTP_2 } else { Version::HTTP_11 };
+    *req.version_mut() = if http2 {
+        Version::HTTP_2
+    } else {
+        Version::HTTP_11
+    };
     Ok(())
 }
 
 /// RFC 9110 §9.2.2.
 pub fn is_idempotent(method: &Method) -> bool {
-    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE)
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
 }

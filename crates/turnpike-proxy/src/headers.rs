@@ -103,26 +103,17 @@ pub struct Hop<'a> {
 /// Appends this hop to `X-Forwarded-For` and `Forwarded`; untrusted peers' own claims
 /// are dropped first so a client cannot forge its address.
 pub fn add_forwarded(headers: &mut HeaderMap, hop: &Hop<'_>) {
-    if !hop.trusted_peer {
-        headers.remove(&X_FORWARDED_FOR);
-        headers.remove(&X_FORWARDED_PROTO);
-        headers.remove(&X_FORWARDED_HOST);
-        headers.remove(header::FORWARDED);
-    }
     let peer = hop.peer.to_string();
-    let node = match hop.peer {
-        IpAddr::V4(_) => peer.clone(),
-        IpAddr::V6(_) => format!("\"[{peer}]\""),
-    };
-    append_list(headers, &X_FORWARDED_FOR, peer);
-    if !headers.contains_key(&X_FORWARDED_PROTO) {
-        headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(hop.proto));
+    let mut forwarded = String::with_capacity(64);
+    forwarded.push_str("for=");
+    match hop.peer {
+        IpAddr::V4(_) => forwarded.push_str(&peer),
+        IpAddr::V6(_) => {
+            forwarded.push_str("\"[");
+            forwarded.push_str(&peer);
+            forwarded.push_str("]\"");
+        }
     }
-    if let (false, Some(host)) = (headers.contains_key(&X_FORWARDED_HOST), hop.host) {
-        headers.insert(&X_FORWARDED_HOST, host.clone());
-    }
-    let mut forwarded = node;
-    forwarded.insert_str(0, "for=");
     forwarded.push_str(";proto=");
     forwarded.push_str(hop.proto);
     // A host with quotes or backslashes cannot be a quoted-string; leave it out.
@@ -135,7 +126,32 @@ pub fn add_forwarded(headers: &mut HeaderMap, hop: &Hop<'_>) {
         forwarded.push_str(host);
         forwarded.push('"');
     }
-    append_list(headers, &header::FORWARDED, forwarded);
+    if hop.trusted_peer {
+        append_list(headers, &X_FORWARDED_FOR, peer);
+        append_list(headers, &header::FORWARDED, forwarded);
+        if !headers.contains_key(&X_FORWARDED_PROTO) {
+            headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(hop.proto));
+        }
+        if let (false, Some(host)) = (headers.contains_key(&X_FORWARDED_HOST), hop.host) {
+            headers.insert(&X_FORWARDED_HOST, host.clone());
+        }
+        return;
+    }
+    // An untrusted peer's own claims are replaced, not extended. Inserting replaces any
+    // value already there, so only a stale X-Forwarded-Host needs an explicit removal.
+    set_owned(headers, &X_FORWARDED_FOR, peer);
+    set_owned(headers, &header::FORWARDED, forwarded);
+    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(hop.proto));
+    match hop.host {
+        Some(host) => headers.insert(&X_FORWARDED_HOST, host.clone()),
+        None => headers.remove(&X_FORWARDED_HOST),
+    };
+}
+
+fn set_owned(headers: &mut HeaderMap, name: &HeaderName, value: String) {
+    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
+        headers.insert(name.clone(), v);
+    }
 }
 
 /// Appends `1.1 turnpike` (or `2 turnpike`) to `Via`.

@@ -115,8 +115,19 @@ impl MockUpstream {
         let hits = Arc::new(AtomicUsize::new(0));
         let connections = Arc::new(AtomicUsize::new(0));
         let (stop, stop_rx) = watch::channel(false);
-        tokio::spawn(accept(listener, handler, hits.clone(), connections.clone(), stop_rx));
-        Self { addr, hits, connections, stop }
+        tokio::spawn(accept(
+            listener,
+            handler,
+            hits.clone(),
+            connections.clone(),
+            stop_rx,
+        ));
+        Self {
+            addr,
+            hits,
+            connections,
+            stop,
+        }
     }
 
     pub fn url(&self) -> String {

@@ -74,7 +74,10 @@ pub struct SendFailure {
 
 impl SendFailure {
     fn sent(error: impl Into<SendError>) -> Self {
-        Self { error: error.into(), unsent: None }
+        Self {
+            error: error.into(),
+            unsent: None,
+        }
     }
 }
 
@@ -116,7 +119,10 @@ impl Lease {
             if idle.len() >= self.settings.max_idle {
                 idle.remove(0);
             }
-            idle.push(Idle { sender: self.sender, expires });
+            idle.push(Idle {
+                sender: self.sender,
+                expires,
+            });
         });
     }
 }
@@ -146,7 +152,16 @@ pub async fn send(
             Checkout::Busy | Checkout::Empty => break,
         };
         match sender.try_send_request(req).await {
-            Ok(resp) => return Ok((resp, Some(Lease { key: key.clone(), sender, settings }))),
+            Ok(resp) => {
+                return Ok((
+                    resp,
+                    Some(Lease {
+                        key: key.clone(),
+                        sender,
+                        settings,
+                    }),
+                ));
+            }
             Err(mut err) => match err.take_message() {
                 // The connection closed under us before the request was written.
                 Some(unsent) => req = unsent,
@@ -156,10 +171,22 @@ pub async fn send(
     }
     let mut sender = match connect_h1(key, settings).await {
         Ok(sender) => sender,
-        Err(error) => return Err(SendFailure { error, unsent: Some(req) }),
+        Err(error) => {
+            return Err(SendFailure {
+                error,
+                unsent: Some(req),
+            });
+        }
     };
     let resp = sender.send_request(req).await.map_err(SendFailure::sent)?;
-    Ok((resp, Some(Lease { key: key.clone(), sender, settings })))
+    Ok((
+        resp,
+        Some(Lease {
+            key: key.clone(),
+            sender,
+            settings,
+        }),
+    ))
 }
 
 async fn send_h2(
@@ -178,10 +205,20 @@ async fn send_h2(
     }
     let mut sender = match connect_h2(key, settings).await {
         Ok(sender) => sender,
-        Err(error) => return Err(SendFailure { error, unsent: Some(req) }),
+        Err(error) => {
+            return Err(SendFailure {
+                error,
+                unsent: Some(req),
+            });
+        }
     };
-    POOL.with(|pool| pool.borrow_mut().entry(key.clone()).or_default().shared_h2 = Some(sender.clone()));
-    Ok((sender.send_request(req).await.map_err(SendFailure::sent)?, None))
+    POOL.with(|pool| {
+        pool.borrow_mut().entry(key.clone()).or_default().shared_h2 = Some(sender.clone())
+    });
+    Ok((
+        sender.send_request(req).await.map_err(SendFailure::sent)?,
+        None,
+    ))
 }
 
 enum Checkout {
@@ -195,9 +232,13 @@ enum Checkout {
 fn checkout(key: &PoolKey) -> Checkout {
     POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
-        let Some(entry) = pool.get_mut(key) else { return Checkout::Empty };
+        let Some(entry) = pool.get_mut(key) else {
+            return Checkout::Empty;
+        };
         let now = Instant::now();
-        entry.idle.retain(|c| !c.sender.is_closed() && c.expires > now);
+        entry
+            .idle
+            .retain(|c| !c.sender.is_closed() && c.expires > now);
         // A connection whose last body just ended may not be ready yet; leave it there.
         match entry.idle.iter().rposition(|c| c.sender.is_ready()) {
             Some(pos) => Checkout::Ready(entry.idle.swap_remove(pos).sender),
@@ -210,13 +251,20 @@ fn checkout(key: &PoolKey) -> Checkout {
 fn shared_h2(key: &PoolKey) -> Option<http2::SendRequest<RequestBody>> {
     POOL.with(|pool| {
         let pool = pool.borrow();
-        pool.get(key)?.shared_h2.as_ref().filter(|s| !s.is_closed()).cloned()
+        pool.get(key)?
+            .shared_h2
+            .as_ref()
+            .filter(|s| !s.is_closed())
+            .cloned()
     })
 }
 
 /// A TCP (and, for `https`, TLS) stream to the target.
 async fn dial(key: &PoolKey, settings: ConnSettings) -> Result<Stream, SendError> {
-    let port = key.authority.port_u16().unwrap_or(if key.https { 443 } else { 80 });
+    let port = key
+        .authority
+        .port_u16()
+        .unwrap_or(if key.https { 443 } else { 80 });
     let host = key.authority.host();
     let addr = (host.trim_start_matches('[').trim_end_matches(']'), port);
     let tcp = tokio::time::timeout(settings.connect_timeout, TcpStream::connect(addr))
@@ -227,8 +275,12 @@ async fn dial(key: &PoolKey, settings: ConnSettings) -> Result<Stream, SendError
     if !key.https {
         return Ok(Stream::Plain(tcp));
     }
-    let name = ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']').to_owned())
-        .map_err(|_| SendError::ServerName)?;
+    let name = ServerName::try_from(
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+    )
+    .map_err(|_| SendError::ServerName)?;
     let connector = tokio_rustls::TlsConnector::from(alpn_config(key.http2)?);
     let tls = tokio::time::timeout(settings.connect_timeout, connector.connect(name, tcp))
         .await
@@ -237,7 +289,10 @@ async fn dial(key: &PoolKey, settings: ConnSettings) -> Result<Stream, SendError
     Ok(Stream::Tls(Box::new(tls)))
 }
 
-async fn connect_h1(key: &PoolKey, settings: ConnSettings) -> Result<http1::SendRequest<RequestBody>, SendError> {
+async fn connect_h1(
+    key: &PoolKey,
+    settings: ConnSettings,
+) -> Result<http1::SendRequest<RequestBody>, SendError> {
     let io = TokioIo::new(dial(key, settings).await?);
     let (sender, conn) = http1::Builder::new().handshake(io).await?;
     tokio::spawn(async move {
@@ -248,7 +303,10 @@ async fn connect_h1(key: &PoolKey, settings: ConnSettings) -> Result<http1::Send
     Ok(sender)
 }
 
-async fn connect_h2(key: &PoolKey, settings: ConnSettings) -> Result<http2::SendRequest<RequestBody>, SendError> {
+async fn connect_h2(
+    key: &PoolKey,
+    settings: ConnSettings,
+) -> Result<http2::SendRequest<RequestBody>, SendError> {
     let io = TokioIo::new(dial(key, settings).await?);
     let (sender, conn) = http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
@@ -272,7 +330,11 @@ fn alpn_config(http2: bool) -> Result<Arc<rustls::ClientConfig>, rustls::Error> 
         return Ok(config.clone());
     }
     let mut config = (*tls_config()?).clone();
-    config.alpn_protocols = vec![if http2 { b"h2".to_vec() } else { b"http/1.1".to_vec() }];
+    config.alpn_protocols = vec![if http2 {
+        b"h2".to_vec()
+    } else {
+        b"http/1.1".to_vec()
+    }];
     Ok(cell.get_or_init(|| Arc::new(config)).clone())
 }
 
@@ -290,8 +352,14 @@ fn start_sweeper() {
             POOL.with(|pool| {
                 let mut pool = pool.borrow_mut();
                 for entry in pool.values_mut() {
-                    entry.idle.retain(|c| !c.sender.is_closed() && c.expires > now);
-                    if entry.shared_h2.as_ref().is_some_and(http2::SendRequest::is_closed) {
+                    entry
+                        .idle
+                        .retain(|c| !c.sender.is_closed() && c.expires > now);
+                    if entry
+                        .shared_h2
+                        .as_ref()
+                        .is_some_and(http2::SendRequest::is_closed)
+                    {
                         entry.shared_h2 = None;
                     }
                 }
@@ -350,7 +418,10 @@ impl tokio::io::AsyncWrite for Stream {
         }
     }
 
-    fn poll_flush(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         match self.get_mut() {
             Self::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
             Self::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_flush(cx),

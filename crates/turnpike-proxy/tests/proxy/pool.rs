@@ -9,12 +9,19 @@ use turnpike_testkit::{MockUpstream, TestGateway, minimal_config};
 #[tokio::test]
 async fn sequential_requests_reuse_one_connection() {
     let up = MockUpstream::named("up").await;
-    let gw = TestGateway::start(&minimal_config(&up.url()).replace("listen:", "server: {workers: 1}\nlisten:")).await;
+    let gw = TestGateway::start(
+        &minimal_config(&up.url()).replace("listen:", "server: {workers: 1}\nlisten:"),
+    )
+    .await;
     for _ in 0..20 {
         assert_eq!(gw.get("/").await.status, 200);
     }
     assert_eq!(up.hits(), 20);
-    assert_eq!(up.connections(), 1, "each request opened its own connection");
+    assert_eq!(
+        up.connections(),
+        1,
+        "each request opened its own connection"
+    );
 }
 
 /// An upstream that answers one request per connection and then closes it, without
@@ -37,14 +44,21 @@ async fn one_shot_upstream() -> (String, tokio::sync::mpsc::UnboundedReceiver<St
             }
             let head = String::from_utf8_lossy(&got).into_owned();
             // Read the small body too, so the close is a clean FIN, not a reset.
-            if let Some(len) = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_owned)) {
+            if let Some(len) = head.lines().find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length: ")
+                    .map(str::to_owned)
+            }) {
                 let want: usize = len.trim().parse().unwrap();
                 let have = got.len() - head.find("\r\n\r\n").unwrap() - 4;
                 let mut rest = vec![0u8; want.saturating_sub(have)];
                 stream.read_exact(&mut rest).await.unwrap();
             }
             let _ = tx.send(head.lines().next().unwrap_or("").to_owned());
-            stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await.unwrap();
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await
+                .unwrap();
             drop(stream);
         }
     });
@@ -54,11 +68,20 @@ async fn one_shot_upstream() -> (String, tokio::sync::mpsc::UnboundedReceiver<St
 #[tokio::test]
 async fn a_pooled_connection_closed_by_the_upstream_does_not_fail_a_post() {
     let (url, mut seen) = one_shot_upstream().await;
-    let gw = TestGateway::start(&minimal_config(&url).replace("listen:", "server: {workers: 1}\nlisten:")).await;
+    let gw = TestGateway::start(
+        &minimal_config(&url).replace("listen:", "server: {workers: 1}\nlisten:"),
+    )
+    .await;
     for i in 0..10 {
-        let resp = gw.client.request(Method::POST, &gw.url(&format!("/orders/{i}")), &[], "{}").await;
+        let resp = gw
+            .client
+            .request(Method::POST, &gw.url(&format!("/orders/{i}")), &[], "{}")
+            .await;
         assert_eq!(resp.status, 200, "request {i}: {}", resp.text());
-        assert_eq!(seen.recv().await.unwrap(), format!("POST /orders/{i} HTTP/1.1"));
+        assert_eq!(
+            seen.recv().await.unwrap(),
+            format!("POST /orders/{i} HTTP/1.1")
+        );
     }
 }
 
