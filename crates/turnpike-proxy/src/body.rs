@@ -157,7 +157,9 @@ impl ResponseBody {
     pub fn upstream(inner: Incoming, idle: Duration, lease: Option<Lease>) -> Self {
         let timer = IdleTimer::new(idle);
         if inner.is_end_stream() {
-            lease.map(Lease::release);
+            if let Some(lease) = lease {
+                lease.release();
+            }
             return Self::Upstream {
                 inner,
                 timer,
@@ -191,7 +193,9 @@ impl Body for ResponseBody {
                 // hyper stops polling once a body says it has ended, so give the connection
                 // back as soon as the last frame is out rather than waiting for `None`.
                 if frame.is_none() || inner.is_end_stream() {
-                    lease.take().map(Lease::release);
+                    if let Some(lease) = lease.take() {
+                        lease.release();
+                    }
                 }
                 Poll::Ready(frame)
             }
