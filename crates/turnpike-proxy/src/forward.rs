@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use http::uri::{PathAndQuery, Scheme};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, Version, header};
 use hyper::body::Incoming;
 use turnpike_config::model::HostHeader;
@@ -44,7 +44,7 @@ pub type Exchange = (Response<Incoming>, Option<Lease>);
 /// Sends `out` to `up` and returns the upstream's response head.
 pub async fn forward(
     up: &Upstream,
-    mut out: Outgoing,
+    out: Outgoing,
     body: RequestBody,
     hash: Option<u64>,
 ) -> Result<Exchange, GatewayError> {
@@ -54,38 +54,33 @@ pub async fn forward(
     let resendable = is_idempotent(&out.method) && http_body::Body::is_end_stream(&body);
     let max_attempts = 1 + settings.retry_attempts.min(MAX_TRIED as u32 - 1) as usize;
     up.budget.deposit();
+    let mut requests = Requests {
+        out,
+        body: Some(body),
+        unsent: None,
+        resendable,
+    };
     let mut tried = [usize::MAX; MAX_TRIED];
     let mut last_err = GatewayError::NoHealthyTarget;
     let mut last_resp = None;
-    let mut body = Some(body);
-    let mut unsent: Option<Request<RequestBody>> = None;
     for attempt in 0..max_attempts {
-        if attempt > 0 && !up.budget.withdraw() {
+        if attempt > 0 && (tokio::time::Instant::now() >= deadline || !up.budget.withdraw()) {
             break;
         }
         if up.breaker.as_ref().is_some_and(|b| !b.allow()) {
-            return Err(GatewayError::CircuitOpen);
+            last_err = GatewayError::CircuitOpen;
+            break;
         }
         let Some(idx) = pick(up, hash, &tried[..attempt]) else {
             break;
         };
         tried[attempt] = idx;
         let last = attempt + 1 == max_attempts;
-        let mut req = match (unsent.take(), body.take()) {
-            (Some(req), _) => req,
-            (None, Some(first)) if resendable && !last => {
-                new_request(&out.method, out.headers.clone(), first)
-            }
-            (None, Some(first)) => {
-                new_request(&out.method, std::mem::take(&mut out.headers), first)
-            }
-            (None, None) if resendable => {
-                new_request(&out.method, out.headers.clone(), RequestBody::empty())
-            }
-            (None, None) => break,
+        let Some(mut req) = requests.next(last) else {
+            break;
         };
-        let http2 = settings.http2 && !out.upgrade;
-        address(&mut req, up, idx, &out, http2)?;
+        let http2 = settings.http2 && !requests.out.upgrade;
+        address(&mut req, up, idx, &requests.out, http2)?;
         match attempt_once(up, idx, req, http2, deadline).await {
             Ok((resp, lease)) => {
                 if is_failure_status(resp.status(), &settings.retry_statuses) && resendable && !last
@@ -98,20 +93,42 @@ pub async fn forward(
             Err(Failure::BodyTooLarge) => return Err(GatewayError::BodyTooLarge),
             Err(Failure::Unsent(err, req)) => {
                 last_err = err;
-                unsent = Some(*req);
+                requests.unsent = Some(*req);
             }
-            Err(Failure::Sent(err)) => {
-                last_err = err;
-                if !resendable
-                    || (err == GatewayError::UpstreamTimeout
-                        && tokio::time::Instant::now() >= deadline)
-                {
-                    break;
-                }
-            }
+            Err(Failure::Sent(err)) => last_err = err,
         }
     }
+    // A real upstream answer beats a gateway-made error.
     last_resp.ok_or(last_err)
+}
+
+/// Where each attempt's request comes from: the one an earlier attempt got back unsent,
+/// the client's own, or, for resendable requests, a copy.
+struct Requests {
+    out: Outgoing,
+    body: Option<RequestBody>,
+    unsent: Option<Request<RequestBody>>,
+    resendable: bool,
+}
+
+impl Requests {
+    fn next(&mut self, last: bool) -> Option<Request<RequestBody>> {
+        if let Some(req) = self.unsent.take() {
+            return Some(req);
+        }
+        let headers = match (self.resendable, last) {
+            (true, false) => self.out.headers.clone(),
+            (true, true) => std::mem::take(&mut self.out.headers),
+            // Sent once already and not repeatable.
+            (false, _) if self.body.is_none() => return None,
+            (false, _) => std::mem::take(&mut self.out.headers),
+        };
+        let body = self.body.take().unwrap_or_else(RequestBody::empty);
+        let mut req = Request::new(body);
+        *req.method_mut() = self.out.method.clone();
+        *req.headers_mut() = headers;
+        Some(req)
+    }
 }
 
 /// Another target when there is one; the same one again when it is all we have.
@@ -171,7 +188,6 @@ async fn attempt_once(
             tracing::debug!(upstream = &*up.name, target = &*target.url, %error, "upstream attempt failed");
             match unsent {
                 Some(req) => Failure::Unsent(GatewayError::UpstreamUnreachable, Box::new(req)),
-                None if error.is_connect() => Failure::Sent(GatewayError::UpstreamUnreachable),
                 None => Failure::Sent(GatewayError::UpstreamProtocol),
             }
         }
@@ -179,13 +195,6 @@ async fn attempt_once(
     };
     up.record(idx, false, None);
     Err(failure)
-}
-
-fn new_request(method: &Method, headers: HeaderMap, body: RequestBody) -> Request<RequestBody> {
-    let mut req = Request::new(body);
-    *req.method_mut() = method.clone();
-    *req.headers_mut() = headers;
-    req
 }
 
 /// Points `req` at target `idx`: URI form, version and Host for that target.
@@ -197,36 +206,35 @@ fn address(
     http2: bool,
 ) -> Result<(), GatewayError> {
     let target = &up.targets[idx];
-    // HTTP/1.1 sends origin-form; HTTP/2 needs scheme and authority for its pseudo-headers.
-    let uri = if http2 {
-        Uri::builder()
-            .scheme(target.scheme.clone())
-            .authority(target.authority.clone())
-            .path_and_query(out.path_and_query.clone())
-            .build()
-            .map_err(|_| GatewayError::BadRequest("request target cannot be forwarded"))?
-    } else {
-        Uri::from(out.path_and_query.clone())
-    };
     let host = match &up.settings.host_header {
-        HostHeader::Preserve => out
-            .client_host
-            .clone()
-            .unwrap_or_else(|| target.host_value.clone()),
-        HostHeader::Target => target.host_value.clone(),
+        HostHeader::Preserve => out.client_host.as_ref().unwrap_or(&target.host_value),
+        HostHeader::Target => &target.host_value,
         HostHeader::Fixed(_) => up
             .settings
             .fixed_host
-            .clone()
-            .unwrap_or_else(|| target.host_value.clone()),
+            .as_ref()
+            .unwrap_or(&target.host_value),
     };
-    req.headers_mut().insert(header::HOST, host);
-    *req.uri_mut() = uri;
-    *req.version_mut() = if http2 {
-        Version::HTTP_2
+    if http2 {
+        // HTTP/2 carries the host in `:authority` (from the URI); a differing `Host` is
+        // forbidden (RFC 9113 §8.3.1), so send none. The connection is still the target's.
+        let authority =
+            Authority::try_from(host.as_bytes()).unwrap_or_else(|_| target.authority.clone());
+        let uri = Uri::builder()
+            .scheme(target.scheme.clone())
+            .authority(authority)
+            .path_and_query(out.path_and_query.clone())
+            .build()
+            .map_err(|_| GatewayError::BadRequest("request target cannot be forwarded"))?;
+        req.headers_mut().remove(header::HOST);
+        *req.uri_mut() = uri;
+        *req.version_mut() = Version::HTTP_2;
     } else {
-        Version::HTTP_11
-    };
+        // HTTP/1.1 sends origin-form and the Host header.
+        req.headers_mut().insert(header::HOST, host.clone());
+        *req.uri_mut() = Uri::from(out.path_and_query.clone());
+        *req.version_mut() = Version::HTTP_11;
+    }
     Ok(())
 }
 

@@ -51,17 +51,12 @@ pub enum SendError {
     Tls(std::io::Error),
     #[error("the upstream host is not a valid TLS server name")]
     ServerName,
+    #[error("the upstream closed a new connection before the request was sent")]
+    ClosedBeforeSend,
     #[error("no TLS client configuration: {0}")]
     TlsConfig(#[from] rustls::Error),
     #[error(transparent)]
     Http(#[from] hyper::Error),
-}
-
-impl SendError {
-    /// No connection could be made, so nothing reached the upstream.
-    pub fn is_connect(&self) -> bool {
-        !matches!(self, Self::Http(_))
-    }
 }
 
 /// A failed exchange; `unsent` is the request when the upstream never received it, so it
@@ -84,6 +79,12 @@ impl SendFailure {
 struct Idle {
     sender: http1::SendRequest<RequestBody>,
     expires: Instant,
+}
+
+impl Idle {
+    fn usable(&self, now: Instant) -> bool {
+        !self.sender.is_closed() && self.expires > now
+    }
 }
 
 #[derive(Default)]
@@ -138,35 +139,18 @@ pub async fn send(
     if key.http2 {
         return send_h2(key, settings, req).await;
     }
-    let mut yielded = false;
-    loop {
-        let mut sender = match checkout(key) {
-            Checkout::Ready(sender) => sender,
-            // A connection whose body just ended becomes ready once its task has run;
-            // letting it run once is far cheaper than a new connection.
-            Checkout::Busy if !yielded => {
-                yielded = true;
-                tokio::task::yield_now().await;
-                continue;
-            }
-            Checkout::Busy | Checkout::Empty => break,
-        };
+    let lease = |sender| {
+        Some(Lease {
+            key: key.clone(),
+            sender,
+            settings,
+        })
+    };
+    while let Some(mut sender) = checkout(key) {
         match sender.try_send_request(req).await {
-            Ok(resp) => {
-                return Ok((
-                    resp,
-                    Some(Lease {
-                        key: key.clone(),
-                        sender,
-                        settings,
-                    }),
-                ));
-            }
-            Err(mut err) => match err.take_message() {
-                // The connection closed under us before the request was written.
-                Some(unsent) => req = unsent,
-                None => return Err(SendFailure::sent(err.into_error())),
-            },
+            Ok(resp) => return Ok((resp, lease(sender))),
+            // The connection closed under us before the request was written.
+            Err(err) => req = recover(err)?,
         }
     }
     let mut sender = match connect_h1(key, settings).await {
@@ -178,15 +162,25 @@ pub async fn send(
             });
         }
     };
-    let resp = sender.send_request(req).await.map_err(SendFailure::sent)?;
-    Ok((
-        resp,
-        Some(Lease {
-            key: key.clone(),
-            sender,
-            settings,
+    match sender.try_send_request(req).await {
+        Ok(resp) => Ok((resp, lease(sender))),
+        // Accepted and closed at once: the upstream still never saw the request.
+        Err(err) => Err(match recover(err) {
+            Ok(unsent) => SendFailure {
+                error: SendError::ClosedBeforeSend,
+                unsent: Some(unsent),
+            },
+            Err(failure) => failure,
         }),
-    ))
+    }
+}
+
+/// The request back from a connection that failed before writing it, or the failure.
+fn recover(
+    mut err: hyper::client::conn::TrySendError<Request<RequestBody>>,
+) -> Result<Request<RequestBody>, SendFailure> {
+    err.take_message()
+        .ok_or_else(|| SendFailure::sent(err.into_error()))
 }
 
 async fn send_h2(
@@ -197,9 +191,15 @@ async fn send_h2(
     if let Some(mut sender) = shared_h2(key) {
         match sender.try_send_request(req).await {
             Ok(resp) => return Ok((resp, None)),
-            Err(mut err) => match err.take_message() {
-                Some(unsent) => req = unsent,
-                None => return Err(SendFailure::sent(err.into_error())),
+            Err(err) => match recover(err) {
+                Ok(unsent) => req = unsent,
+                Err(failure) => {
+                    // A broken connection must not be handed to the next request.
+                    if sender.is_closed() {
+                        forget_h2(key);
+                    }
+                    return Err(failure);
+                }
             },
         }
     }
@@ -215,36 +215,38 @@ async fn send_h2(
     POOL.with(|pool| {
         pool.borrow_mut().entry(key.clone()).or_default().shared_h2 = Some(sender.clone())
     });
-    Ok((
-        sender.send_request(req).await.map_err(SendFailure::sent)?,
-        None,
-    ))
+    match sender.try_send_request(req).await {
+        Ok(resp) => Ok((resp, None)),
+        Err(err) => Err(match recover(err) {
+            Ok(unsent) => SendFailure {
+                error: SendError::ClosedBeforeSend,
+                unsent: Some(unsent),
+            },
+            Err(failure) => failure,
+        }),
+    }
 }
 
-enum Checkout {
-    Ready(http1::SendRequest<RequestBody>),
-    /// Idle connections exist but none is ready yet.
-    Busy,
-    Empty,
+fn forget_h2(key: &PoolKey) {
+    POOL.with(|pool| {
+        if let Some(entry) = pool.borrow_mut().get_mut(key) {
+            entry.shared_h2 = None;
+        }
+    });
 }
 
 /// The most recently used idle connection that is ready; drops closed or expired ones.
-fn checkout(key: &PoolKey) -> Checkout {
+/// One that is not ready yet (its task has not caught up, or the upstream answered before
+/// the request body was fully sent) stays for later: never wait on it, a new connection is
+/// cheaper than an unbounded wait.
+fn checkout(key: &PoolKey) -> Option<http1::SendRequest<RequestBody>> {
     POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
-        let Some(entry) = pool.get_mut(key) else {
-            return Checkout::Empty;
-        };
+        let idle = &mut pool.get_mut(key)?.idle;
         let now = Instant::now();
-        entry
-            .idle
-            .retain(|c| !c.sender.is_closed() && c.expires > now);
-        // A connection whose last body just ended may not be ready yet; leave it there.
-        match entry.idle.iter().rposition(|c| c.sender.is_ready()) {
-            Some(pos) => Checkout::Ready(entry.idle.swap_remove(pos).sender),
-            None if entry.idle.is_empty() => Checkout::Empty,
-            None => Checkout::Busy,
-        }
+        idle.retain(|c| c.usable(now));
+        let pos = idle.iter().rposition(|c| c.sender.is_ready())?;
+        Some(idle.remove(pos).sender)
     })
 }
 
@@ -310,7 +312,11 @@ async fn connect_h2(
     let io = TokioIo::new(dial(key, settings).await?);
     let (sender, conn) = http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
-        .keep_alive_interval(Duration::from_secs(30))
+        // Probe idle connections too, so a silently dead one is found before a request
+        // waits on it.
+        .keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(true)
         .handshake(io)
         .await?;
     tokio::spawn(async move {
@@ -352,9 +358,7 @@ fn start_sweeper() {
             POOL.with(|pool| {
                 let mut pool = pool.borrow_mut();
                 for entry in pool.values_mut() {
-                    entry
-                        .idle
-                        .retain(|c| !c.sender.is_closed() && c.expires > now);
+                    entry.idle.retain(|c| c.usable(now));
                     if entry
                         .shared_h2
                         .as_ref()
