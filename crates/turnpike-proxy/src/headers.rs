@@ -22,17 +22,17 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     if !headers.keys().any(is_hop_by_hop) {
         return;
     }
-    if let Some(conn) = headers.get(header::CONNECTION) {
-        let named: Vec<HeaderName> = conn
-            .to_str()
-            .unwrap_or("")
-            .split(',')
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-            .filter(|n| !(keep_upgrade && n == header::UPGRADE))
-            .collect();
-        for name in named {
-            headers.remove(name);
-        }
+    // Every `Connection` line counts, not just the first.
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .filter(|n| !(keep_upgrade && n == header::UPGRADE))
+        .collect();
+    for name in named {
+        headers.remove(name);
     }
     let te_trailers = headers.get(header::TE).is_some_and(|v| {
         v.to_str().is_ok_and(|s| {
@@ -79,16 +79,31 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
         .get_all(&X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok());
-    let mut all: Vec<IpAddr> = hops
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    while let Some(ip) = all.pop() {
+    let entries: Vec<&str> = hops.flat_map(|v| v.split(',')).map(str::trim).collect();
+    let mut last_trusted = peer;
+    for entry in entries.iter().rev() {
+        // An entry we cannot read ends the walk: what lies left of it was written by
+        // someone we cannot vouch for, so the last trusted hop is the answer.
+        let Some(ip) = parse_hop(entry) else {
+            return last_trusted;
+        };
         if !is_trusted(ip, trusted) {
             return ip;
         }
+        last_trusted = ip;
     }
-    peer
+    last_trusted
+}
+
+/// An `X-Forwarded-For` entry: an address, optionally `[v6]` or with a `:port`.
+fn parse_hop(entry: &str) -> Option<IpAddr> {
+    if let Ok(ip) = entry.parse::<IpAddr>() {
+        return Some(ip.to_canonical());
+    }
+    entry
+        .parse::<std::net::SocketAddr>()
+        .ok()
+        .map(|a| a.ip().to_canonical())
 }
 
 /// What the gateway knows about the hop it is adding to the forwarding headers.
@@ -171,13 +186,18 @@ pub fn add_via(headers: &mut HeaderMap, version: http::Version) {
 /// Appends `value` to a comma-separated header, reusing `value`'s allocation when the
 /// header was absent.
 fn append_list(headers: &mut HeaderMap, name: &HeaderName, mut value: String) {
-    if let Some(existing) = headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
+    // All earlier lines are kept, joined into one, with this hop last.
+    let mut existing = headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
         .filter(|e| !e.is_empty())
-    {
-        value.insert_str(0, ", ");
-        value.insert_str(0, existing);
+        .peekable();
+    if existing.peek().is_some() {
+        let mut joined = existing.collect::<Vec<_>>().join(", ");
+        joined.push_str(", ");
+        joined.push_str(&value);
+        value = joined;
     }
     if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
         headers.insert(name.clone(), v);
@@ -233,5 +253,70 @@ impl Transform {
         for (name, value) in &self.add {
             headers.append(name.clone(), value.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn xff(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(&X_FORWARDED_FOR, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn client_ip_is_the_peer_unless_the_peer_is_trusted() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let h = xff(&["1.1.1.1"]);
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), &h, &trusted),
+            ip("203.0.113.9")
+        );
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("1.1.1.1"));
+    }
+
+    #[test]
+    fn client_ip_skips_trusted_hops_across_header_lines() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let h = xff(&["6.6.6.6, 198.51.100.7", "10.1.1.1"]);
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("198.51.100.7"));
+    }
+
+    #[test]
+    fn client_ip_walk_stops_at_entries_it_cannot_read() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        // The client wrote `1.1.1.1, garbage`; the trusted proxy 10.0.0.5 appended
+        // `203.0.113.7:5123` for the real client.
+        let h = xff(&["1.1.1.1, garbage, 203.0.113.7:5123"]);
+        assert_eq!(client_ip(ip("10.0.0.5"), &h, &trusted), ip("203.0.113.7"));
+        let h = xff(&["1.1.1.1, garbage"]);
+        assert_eq!(
+            client_ip(ip("10.0.0.5"), &h, &trusted),
+            ip("10.0.0.5"),
+            "never left of garbage"
+        );
+        let h = xff(&["[2001:db8::1]:443"]);
+        assert_eq!(client_ip(ip("10.0.0.5"), &h, &trusted), ip("2001:db8::1"));
+    }
+
+    #[test]
+    fn named_connection_headers_on_every_line_are_removed() {
+        let mut h = HeaderMap::new();
+        h.append(header::CONNECTION, HeaderValue::from_static("x-one"));
+        h.append(header::CONNECTION, HeaderValue::from_static("x-two"));
+        h.insert("x-one", HeaderValue::from_static("1"));
+        h.insert("x-two", HeaderValue::from_static("2"));
+        h.insert("x-end", HeaderValue::from_static("3"));
+        strip_hop_by_hop(&mut h, false);
+        assert!(h.get("x-one").is_none() && h.get("x-two").is_none());
+        assert_eq!(h.get("x-end").unwrap(), "3");
     }
 }

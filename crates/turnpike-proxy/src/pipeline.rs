@@ -54,6 +54,7 @@ pub async fn handle(
     let request_id = req
         .headers()
         .get(id_header)
+        .filter(|v| is_sane_request_id(v))
         .cloned()
         .unwrap_or_else(new_request_id);
     let method = req.method().clone();
@@ -125,9 +126,11 @@ async fn serve(
     let (mut resp, lease) = forward::forward(upstream, out, body, hash).await?;
 
     let lease = if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-        if let Some(client_side) = upgrade {
-            upgrade::splice(client_side, hyper::upgrade::on(&mut resp));
-        }
+        // A 101 the client did not ask for would leave its connection in no known state.
+        let Some(client_side) = upgrade else {
+            return Err(GatewayError::UpstreamProtocol);
+        };
+        upgrade::splice(client_side, hyper::upgrade::on(&mut resp));
         // The connection now belongs to the tunnel.
         None
     } else {
@@ -173,12 +176,62 @@ fn check_limits(snap: &Snapshot, req: &Request<Incoming>) -> Result<(), GatewayE
             return Err(GatewayError::BodyTooLarge);
         }
     }
-    if !req.uri().path().starts_with('/') {
+    check_target(req)
+}
+
+/// The request target and Host must be unambiguous: what the router sees is what the
+/// upstream acts on.
+fn check_target(req: &Request<Incoming>) -> Result<(), GatewayError> {
+    let path = req.uri().path();
+    if !path.starts_with('/') {
         return Err(GatewayError::BadRequest(
             "request target must be an absolute path",
         ));
     }
+    // `/public/../admin` would match `/public` here and be `/admin` upstream.
+    if path.split('/').any(is_dot_segment) {
+        return Err(GatewayError::BadRequest(
+            "the path contains a `.` or `..` segment",
+        ));
+    }
+    let hosts = req.headers().get_all(header::HOST).iter().count();
+    if hosts > 1 {
+        return Err(GatewayError::BadRequest("more than one Host header"));
+    }
+    let authority = req.uri().authority();
+    if hosts == 0 && authority.is_none() && req.version() == Version::HTTP_11 {
+        return Err(GatewayError::BadRequest("the Host header is missing"));
+    }
+    if authority.is_some_and(|a| a.as_str().contains('@')) {
+        return Err(GatewayError::BadRequest(
+            "the request target carries user information",
+        ));
+    }
     Ok(())
+}
+
+/// `.` or `..`, also percent-encoded (`%2e`, `.%2E`, ...).
+fn is_dot_segment(segment: &str) -> bool {
+    if segment.is_empty() || segment.len() > 6 {
+        return false;
+    }
+    let mut rest = segment;
+    let mut dots = 0;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('.') {
+            rest = r;
+        } else if rest
+            .as_bytes()
+            .get(..3)
+            .is_some_and(|b| b.eq_ignore_ascii_case(b"%2e"))
+        {
+            rest = &rest[3..];
+        } else {
+            return false;
+        }
+        dots += 1;
+    }
+    dots <= 2
 }
 
 /// Lower-case host without port; allocates only when the client used capitals.
@@ -255,6 +308,16 @@ fn downstream_response(
     route.response_headers.apply(&mut parts.headers);
     parts.version = client_version;
     Response::from_parts(parts, body(upstream_body))
+}
+
+/// A client's own request id is kept only if it is short and plain, so ids in logs and
+/// upstream headers cannot be used to inject or bloat them.
+fn is_sane_request_id(v: &HeaderValue) -> bool {
+    let b = v.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c))
 }
 
 /// 128 random bits as 32 hex digits.

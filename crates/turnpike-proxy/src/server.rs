@@ -362,6 +362,9 @@ async fn accept_loop(
             .iter()
             .find(|l| l.name == name)
             .and_then(|l| l.tls.clone());
+        // IPv4 clients of a dual-stack listener arrive as `::ffff:a.b.c.d`; compare and log
+        // them as the IPv4 addresses they are.
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         let conn = ConnCtx {
             shared: shared.clone(),
             peer,

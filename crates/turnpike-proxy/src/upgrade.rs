@@ -6,8 +6,17 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 /// An HTTP/1.1 request asking to switch protocols.
+/// Only WebSocket is tunnelled: after a 101 the client talks to the upstream directly, and
+/// an upgrade such as `h2c` would let it send requests that no route or policy ever sees.
+/// Other `Upgrade` headers are dropped as hop-by-hop and the request goes through normally.
 pub fn is_upgrade_request<B>(req: &Request<B>) -> bool {
-    req.headers().contains_key(header::UPGRADE)
+    let websocket = req.headers().get_all(header::UPGRADE).iter().any(|v| {
+        v.to_str().is_ok_and(|s| {
+            s.split(',')
+                .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
+        })
+    });
+    websocket
         && req.headers().get_all(header::CONNECTION).iter().any(|v| {
             v.to_str().is_ok_and(|s| {
                 s.split(',')

@@ -119,7 +119,8 @@ impl Balancer {
             Kind::LeastLatency => p2c(targets, ok),
             Kind::Random { cumulative } => {
                 let total = cumulative.last().copied().unwrap_or(0);
-                let first = cumulative.partition_point(|&c| c <= fastrand::u64(..total.max(1)));
+                let r = fastrand::u64(..total.max(1));
+                let first = cumulative.partition_point(|&c| c <= r);
                 (0..targets.len())
                     .map(|k| (first + k) % targets.len())
                     .find(|&i| ok(i))

@@ -75,13 +75,27 @@ impl Breaker {
     /// May a request go to the upstream now?
     pub fn allow(&self) -> bool {
         match self.state.load(Ordering::Acquire) {
-            OPEN if now_ms() >= self.open_until.load(Ordering::Relaxed) => {
-                // Exactly one caller wins the trial.
-                self.state
-                    .compare_exchange(OPEN, HALF_OPEN, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
+            state @ (OPEN | HALF_OPEN) => {
+                let now = now_ms();
+                let until = self.open_until.load(Ordering::Relaxed);
+                // One trial per `open_for`: a trial whose outcome is never recorded (client
+                // gone, no target picked) must not keep the breaker half-open for good.
+                now >= until
+                    && self
+                        .open_until
+                        .compare_exchange(
+                            until,
+                            now + self.open_ms,
+                            Ordering::AcqRel,
+                            Ordering::Relaxed,
+                        )
+                        .is_ok()
+                    && (state == HALF_OPEN
+                        || self
+                            .state
+                            .compare_exchange(OPEN, HALF_OPEN, Ordering::AcqRel, Ordering::Relaxed)
+                            .is_ok())
             }
-            OPEN | HALF_OPEN => false,
             _ => true,
         }
     }
@@ -214,17 +228,35 @@ mod tests {
             failure_ratio: 0.5,
             min_requests: 4,
             window: D::from_secs(60),
-            open_for: D::from_millis(0),
+            open_for: D::from_secs(60),
         });
         b.record(true);
         b.record(false);
         b.record(true);
         assert!(b.allow(), "3 requests are below min_requests");
         b.record(false);
-        // 2 of 4 failed: open. open_for is 0, so the next allow() is the single trial.
+        assert!(!b.allow(), "2 of 4 failed: open");
+        // open_for has passed: exactly one trial.
+        b.open_until.store(0, Ordering::Relaxed);
         assert!(b.allow());
         assert!(!b.allow(), "only one trial while half-open");
         b.record(true);
-        assert!(b.allow());
+        assert!(b.allow(), "a successful trial closes it");
+    }
+
+    #[test]
+    fn a_lost_trial_does_not_keep_the_breaker_half_open() {
+        let b = Breaker::new(&model::CircuitBreaker {
+            failure_ratio: 0.5,
+            min_requests: 1,
+            window: D::from_secs(60),
+            open_for: D::from_secs(60),
+        });
+        b.record(false);
+        b.open_until.store(0, Ordering::Relaxed);
+        assert!(b.allow(), "the trial");
+        // Its outcome is never recorded (the client went away). After another open_for:
+        b.open_until.store(0, Ordering::Relaxed);
+        assert!(b.allow(), "a new trial is allowed");
     }
 }

@@ -128,6 +128,11 @@ impl Upstream {
                 .get(&(name.clone(), url.clone()))
                 .cloned()
                 .unwrap_or_default();
+            if cfg.health.active.is_none() {
+                // Without active checks nothing would ever mark it up again.
+                state.active_down.store(false, Ordering::Relaxed);
+                state.active_streak.store(0, Ordering::Relaxed);
+            }
             let host_value = HeaderValue::from_str(authority.as_str()).map_err(|_| bad())?;
             targets.push(Target {
                 url,

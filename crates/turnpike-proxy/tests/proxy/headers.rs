@@ -172,3 +172,35 @@ async fn host_header_policy_per_upstream() {
         "preserve is the default"
     );
 }
+
+#[tokio::test]
+async fn every_forwarding_line_is_kept_from_trusted_proxies() {
+    let (gw, _up) = echo_gateway("server:\n  trusted_proxies: [127.0.0.0/8]", "").await;
+    let mut req = http::Request::get(gw.url("/"));
+    req = req
+        .header("x-forwarded-for", "198.51.100.1")
+        .header("x-forwarded-for", "198.51.100.2");
+    let resp = gw
+        .client
+        .send(req.body(http_body_util::Full::default()).unwrap())
+        .await;
+    assert_eq!(
+        resp.json()["headers"]["x-forwarded-for"],
+        "198.51.100.1, 198.51.100.2, 127.0.0.1"
+    );
+}
+
+#[tokio::test]
+async fn odd_client_request_ids_are_replaced() {
+    let (gw, _up) = echo_gateway("", "").await;
+    let long = "a".repeat(200);
+    for bad in ["has space", "quote\"d", long.as_str()] {
+        let resp = gw
+            .client
+            .request(Method::GET, &gw.url("/"), &[("x-request-id", bad)], "")
+            .await;
+        let id = resp.header("x-request-id").unwrap().to_owned();
+        assert_ne!(id, bad);
+        assert_eq!(id.len(), 32);
+    }
+}

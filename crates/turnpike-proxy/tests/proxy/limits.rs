@@ -182,3 +182,71 @@ async fn slowloris_header_dribble_is_cut_off() {
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     assert_eq!(up.hits(), 0);
 }
+
+#[tokio::test]
+async fn dot_segments_are_refused_so_routes_cannot_be_bypassed() {
+    let (gw, up) = limited_gateway().await;
+    for path in [
+        "/public/../admin",
+        "/public/%2e%2E/admin",
+        "/a/./b",
+        "/a/.%2e",
+    ] {
+        let resp = raw(
+            &gw,
+            &format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"),
+        )
+        .await;
+        assert!(resp.starts_with("HTTP/1.1 400"), "{path}: {resp}");
+        assert!(resp.contains("segment"), "{path}: {resp}");
+    }
+    assert_eq!(up.hits(), 0);
+    // Dots inside a segment are ordinary characters.
+    assert_eq!(gw.get("/files/v1.2/report..txt").await.status, 200);
+}
+
+#[tokio::test]
+async fn ambiguous_or_missing_host_is_refused() {
+    let (gw, up) = limited_gateway().await;
+    let two = raw(
+        &gw,
+        "GET / HTTP/1.1\r\nhost: a\r\nhost: b\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        two.starts_with("HTTP/1.1 400") && two.contains("more than one Host"),
+        "{two}"
+    );
+    let none = raw(&gw, "GET / HTTP/1.1\r\nconnection: close\r\n\r\n").await;
+    assert!(
+        none.starts_with("HTTP/1.1 400") && none.contains("Host header is missing"),
+        "{none}"
+    );
+    let userinfo = raw(
+        &gw,
+        "GET http://user:pw@x/ HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(userinfo.starts_with("HTTP/1.1 400"), "{userinfo}");
+    assert_eq!(up.hits(), 0);
+}
+
+#[tokio::test]
+async fn only_websocket_upgrades_are_tunnelled() {
+    let (gw, _up) = limited_gateway().await;
+    let headers = [
+        ("connection", "Upgrade, HTTP2-Settings"),
+        ("upgrade", "h2c"),
+        ("http2-settings", "AAMAAABkAAQAAP__"),
+    ];
+    let resp = gw
+        .client
+        .request(Method::GET, &gw.url("/"), &headers, "")
+        .await;
+    assert_eq!(resp.status, 200, "served as a plain request");
+    let seen = &resp.json()["headers"];
+    assert!(
+        seen.get("upgrade").is_none() && seen.get("http2-settings").is_none(),
+        "{seen}"
+    );
+}
