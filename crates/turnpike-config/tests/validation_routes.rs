@@ -174,7 +174,7 @@ fn header_transforms() {
         &all,
         "14:21",
         "routes[0].response_headers.add.x-note",
-        "control characters (here 0x0d) are not allowed",
+        "control character 0x0d at byte 5",
     );
 }
 
@@ -283,4 +283,23 @@ fn a_prefix_with_a_trailing_slash_is_the_same_prefix() {
     );
     // For exact routes the slash matters.
     load(&(yaml + "    path_type: exact\n"));
+}
+
+#[test]
+fn framing_headers_cannot_be_edited_by_routes() {
+    let yaml = with_route_extra(
+        "    request_headers:\n      remove: [Content-Length]\n      set: {host: other}\n",
+    );
+    let all = printed(&yaml);
+    assert_eq!(all.len(), 2, "{}", all.join("\n"));
+    assert!(
+        all[0].contains("request_headers.remove[0]") && all[0].contains("cannot be edited"),
+        "{}",
+        all[0]
+    );
+    assert!(
+        all[1].contains("request_headers.set.host") && all[1].contains("host_header"),
+        "{}",
+        all[1]
+    );
 }

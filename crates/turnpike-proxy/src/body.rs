@@ -90,7 +90,7 @@ impl RequestBody {
         }
     }
 
-    /// A body with nothing in it, used for retries and health checks.
+    /// A body with nothing in it, for retried requests that had none.
     pub fn empty() -> Self {
         Self {
             inner: None,

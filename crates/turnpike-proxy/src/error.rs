@@ -31,8 +31,6 @@ pub enum GatewayError {
     UpstreamProtocol,
     #[error("the upstream did not answer in time")]
     UpstreamTimeout,
-    #[error("the gateway is shutting down")]
-    ShuttingDown,
 }
 
 impl GatewayError {
@@ -43,9 +41,7 @@ impl GatewayError {
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UriTooLong => StatusCode::URI_TOO_LONG,
             Self::TooManyHeaders => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Self::NoHealthyTarget | Self::CircuitOpen | Self::ShuttingDown => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::NoHealthyTarget | Self::CircuitOpen => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamUnreachable | Self::UpstreamProtocol => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -63,7 +59,6 @@ impl GatewayError {
             Self::UpstreamUnreachable => "upstream_unreachable",
             Self::UpstreamProtocol => "upstream_protocol_error",
             Self::UpstreamTimeout => "upstream_timeout",
-            Self::ShuttingDown => "shutting_down",
         }
     }
 
@@ -82,9 +77,6 @@ impl GatewayError {
             HeaderValue::from_static("application/json"),
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if self == Self::ShuttingDown {
-            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
         resp
     }
 }

@@ -187,7 +187,7 @@ async fn attempt_once(
         Ok(Err(SendFailure { error, unsent })) => {
             tracing::debug!(upstream = &*up.name, target = &*target.url, %error, "upstream attempt failed");
             match unsent {
-                Some(req) => Failure::Unsent(GatewayError::UpstreamUnreachable, Box::new(req)),
+                Some(req) => Failure::Unsent(GatewayError::UpstreamUnreachable, req),
                 None => Failure::Sent(GatewayError::UpstreamProtocol),
             }
         }

@@ -238,10 +238,6 @@ impl Transform {
         })
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.remove.is_empty() && self.set.is_empty() && self.add.is_empty()
-    }
-
     /// Remove, then set (replacing), then add (appending).
     pub fn apply(&self, headers: &mut HeaderMap) {
         for name in &self.remove {

@@ -29,8 +29,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
+            // Logs go to stderr too; one line is enough.
             tracing::error!("{err:#}");
-            eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
     }

@@ -18,6 +18,11 @@ const WATCH_EVERY: Duration = Duration::from_secs(1);
 pub fn validate(path: &Path) -> anyhow::Result<ExitCode> {
     match turnpike_config::load_file(path) {
         Ok(cfg) => {
+            // What only a start can find (certificate files, keys) is checked too.
+            if let Err(err) = turnpike_proxy::Snapshot::build(&cfg, 0, None) {
+                eprintln!("{}: {err}", path.display());
+                return Ok(ExitCode::FAILURE);
+            }
             let routes = cfg.routes.len();
             let upstreams = cfg.upstreams.len();
             println!(
@@ -65,7 +70,11 @@ pub fn run_until_signal(gateway: Gateway, config: Option<&Path>) -> anyhow::Resu
         loop {
             tokio::select! {
                 _ = hup.recv() => match config {
-                    Some(path) => reload::reload_and_log(&shared, path),
+                    Some(path) => {
+                        // File and certificate reads block; keep them off this thread.
+                        let (shared, path) = (shared.clone(), path.to_owned());
+                        let _ = tokio::task::spawn_blocking(move || reload::reload_and_log(&shared, &path)).await;
+                    }
                     None => tracing::info!("SIGHUP ignored: no configuration file"),
                 },
                 _ = term.recv() => break,

@@ -244,3 +244,18 @@ async fn demo_serves_through_the_builtin_echo_upstream() {
     assert_eq!(resp.status, 200);
     assert_eq!(resp.json()["path"], "/echo/user/42");
 }
+
+#[test]
+fn validate_checks_certificate_files_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "listeners:\n  - name: tls\n    address: 127.0.0.1:8443\n    tls:\n      certificates:\n        - {cert: /nonexistent/cert.pem, key: /nonexistent/key.pem}\nupstreams:\n  - name: a\n    targets: [{url: \"http://127.0.0.1:9000\"}]\nroutes:\n  - {name: r, paths: [\"/\"], upstream: a}\n";
+    let file = write(dir.path(), "tls.yaml", yaml);
+    let out = turnpike()
+        .args(["validate", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/cert.pem"), "{err}");
+}

@@ -123,16 +123,45 @@ fn header_matches(c: &mut Checker<'_>, at: &str, headers: &BTreeMap<String, OneO
     }
 }
 
+/// Headers that frame the message or belong to the connection: editing them would let a
+/// route desynchronise client, gateway and upstream (request smuggling), so they are the
+/// gateway's alone.
+const RESERVED: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "host",
+];
+
+fn reserved(name: &str) -> Result<(), String> {
+    if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+        let hint = if name.eq_ignore_ascii_case("host") {
+            " (use the upstream's `host_header`)"
+        } else {
+            ""
+        };
+        return Err(format!(
+            "header `{name}` frames the message or the connection and cannot be edited{hint}"
+        ));
+    }
+    Ok(())
+}
+
 fn transform(c: &mut Checker<'_>, at: &str, t: &HeaderTransform) {
     for (i, name) in t.remove.iter().enumerate() {
-        if let Err(msg) = lexical::header_name(name) {
+        if let Err(msg) = lexical::header_name(name).and_then(|()| reserved(name)) {
             c.err(format!("{at}.remove[{i}]"), msg);
         }
     }
     for (field, map) in [("set", &t.set), ("add", &t.add)] {
         for (name, value) in map {
             let path = crate::path::key(&format!("{at}.{field}"), name);
-            if let Err(msg) = lexical::header_name(name) {
+            if let Err(msg) = lexical::header_name(name).and_then(|()| reserved(name)) {
                 c.err_key(path.clone(), msg);
             }
             if let Err(msg) = lexical::header_value(value) {

@@ -141,8 +141,8 @@ impl Breaker {
     }
 }
 
-/// Probes every target of `upstream` forever; the task is aborted when the snapshot
-/// that started it is dropped.
+/// Probes every target of `upstream` until the next reload aborts the task (the new
+/// snapshot starts its own checks).
 pub async fn run_active_checks(upstream: Arc<Upstream>, cfg: model::ActiveHealth) {
     let connector = match super::client::connector(cfg.timeout.as_std(), upstream.settings.http2) {
         Ok(c) => c,

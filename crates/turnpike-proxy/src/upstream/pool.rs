@@ -64,7 +64,7 @@ pub enum SendError {
 #[derive(Debug)]
 pub struct SendFailure {
     pub error: SendError,
-    pub unsent: Option<Request<RequestBody>>,
+    pub unsent: Option<Box<Request<RequestBody>>>,
 }
 
 impl SendFailure {
@@ -158,7 +158,7 @@ pub async fn send(
         Err(error) => {
             return Err(SendFailure {
                 error,
-                unsent: Some(req),
+                unsent: Some(Box::new(req)),
             });
         }
     };
@@ -168,7 +168,7 @@ pub async fn send(
         Err(err) => Err(match recover(err) {
             Ok(unsent) => SendFailure {
                 error: SendError::ClosedBeforeSend,
-                unsent: Some(unsent),
+                unsent: Some(Box::new(unsent)),
             },
             Err(failure) => failure,
         }),
@@ -208,7 +208,7 @@ async fn send_h2(
         Err(error) => {
             return Err(SendFailure {
                 error,
-                unsent: Some(req),
+                unsent: Some(Box::new(req)),
             });
         }
     };
@@ -220,7 +220,7 @@ async fn send_h2(
         Err(err) => Err(match recover(err) {
             Ok(unsent) => SendFailure {
                 error: SendError::ClosedBeforeSend,
-                unsent: Some(unsent),
+                unsent: Some(Box::new(unsent)),
             },
             Err(failure) => failure,
         }),
