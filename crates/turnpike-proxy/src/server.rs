@@ -321,7 +321,11 @@ fn connection_builder(settings: &ServerSettings, http2: bool) -> auto::Builder<T
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX))
+        // Pings find dead HTTP/2 clients, whose connections would otherwise stay open and
+        // hold up every shutdown for the whole drain deadline.
+        .keep_alive_interval(Some(std::time::Duration::from_secs(30)))
+        .keep_alive_timeout(std::time::Duration::from_secs(10));
     if http2 { builder } else { builder.http1_only() }
 }
 
