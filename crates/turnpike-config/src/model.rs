@@ -216,6 +216,7 @@ pub struct Pool {
     /// Idle upstream connections are closed after this; keep it below the upstream's own
     /// keep-alive timeout so we never send on a connection it is closing.
     pub idle_timeout: Duration,
+    /// Idle connections kept per target and per worker thread (each worker has its own pool).
     pub max_idle_per_target: usize,
 }
 
