@@ -153,14 +153,18 @@ pub async fn run_active_checks(upstream: Arc<Upstream>, cfg: model::ActiveHealth
     };
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new())
         .http2_only(upstream.settings.http2)
-        .pool_max_idle_per_host(1)
+        // A fresh connection per probe: a kept one could have died since the last interval
+        // and fail the probe for the wrong reason.
+        .pool_max_idle_per_host(0)
         .build(connector);
     let mut tick = tokio::time::interval(cfg.interval.as_std());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        for target in &upstream.targets {
-            let healthy = probe(&client, target, &cfg).await;
+        // All targets at once, so one hanging target does not delay the others' verdicts.
+        let probes = upstream.targets.iter().map(|t| probe(&client, t, &cfg));
+        let results = futures_util::future::join_all(probes).await;
+        for (target, healthy) in upstream.targets.iter().zip(results) {
             apply_probe(target, &cfg, &upstream.name, healthy);
         }
     }

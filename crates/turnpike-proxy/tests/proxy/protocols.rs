@@ -583,3 +583,38 @@ async fn websocket_to_an_http2_upstream_is_sent_as_http1() {
     );
     websocket_round_trip(&mut ws, b"over http/1.1").await;
 }
+
+#[tokio::test]
+async fn a_stalled_response_body_is_cut_after_the_idle_timeout() {
+    // The upstream sends a first chunk and then nothing, without ending the body.
+    let url = custom_upstream(|_req| async {
+        let first = futures_util::stream::once(async {
+            Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"partial")))
+        });
+        let stall = futures_util::stream::pending();
+        Response::builder()
+            .body(StreamBody::new(first.chain(stall)).boxed_unsync())
+            .unwrap()
+    })
+    .await;
+    let yaml =
+        minimal_config(&url).replace("    targets:", "    timeouts: {idle: 300ms}\n    targets:");
+    let gw = TestGateway::start(&yaml).await;
+    let mut send = http1_connection(gw.addr).await;
+    let req = Request::get("/slow")
+        .header(header::HOST, "x")
+        .body(Full::default())
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let started = std::time::Instant::now();
+    // PATIENCE only guards a hang; the gateway must end the body by itself.
+    let outcome = tokio::time::timeout(PATIENCE, resp.into_body().collect())
+        .await
+        .expect("body never ended");
+    assert!(
+        outcome.is_err(),
+        "a stalled body must end with an error, not look complete"
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+}
