@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
-use crate::upstream::pool::Lease;
+use crate::upstream::Held;
 
 /// Why a body stream stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -141,7 +141,7 @@ pin_project! {
     #[derive(Debug)]
     pub enum ResponseBody {
         Full { data: Option<Bytes> },
-        Upstream { #[pin] inner: Incoming, timer: IdleTimer, lease: Option<Lease> },
+        Upstream { #[pin] inner: Incoming, timer: IdleTimer, held: Held },
     }
 }
 
@@ -153,23 +153,15 @@ impl ResponseBody {
         }
     }
 
-    /// The upstream's body; `lease` goes back to the pool once the body has ended.
-    pub fn upstream(inner: Incoming, idle: Duration, lease: Option<Lease>) -> Self {
-        let timer = IdleTimer::new(idle);
+    /// The upstream's body; what it holds is let go once the body has ended.
+    pub fn upstream(inner: Incoming, idle: Duration, mut held: Held) -> Self {
         if inner.is_end_stream() {
-            if let Some(lease) = lease {
-                lease.release();
-            }
-            return Self::Upstream {
-                inner,
-                timer,
-                lease: None,
-            };
+            held.finish();
         }
         Self::Upstream {
             inner,
-            timer,
-            lease,
+            timer: IdleTimer::new(idle),
+            held,
         }
     }
 }
@@ -187,15 +179,13 @@ impl Body for ResponseBody {
             ResponseBodyProj::Upstream {
                 mut inner,
                 timer,
-                lease,
+                held,
             } => {
                 let frame = ready!(poll_with_idle(inner.as_mut(), timer, cx));
-                // hyper stops polling once a body says it has ended, so give the connection
-                // back as soon as the last frame is out rather than waiting for `None`.
+                // hyper stops polling once a body says it has ended, so let go as soon as
+                // the last frame is out rather than waiting for `None`.
                 if frame.is_none() || inner.is_end_stream() {
-                    if let Some(lease) = lease.take() {
-                        lease.release();
-                    }
+                    held.finish();
                 }
                 Poll::Ready(frame)
             }

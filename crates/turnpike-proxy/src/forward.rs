@@ -18,8 +18,8 @@ use turnpike_config::model::HostHeader;
 use crate::body::{RequestBody, is_body_too_large};
 use crate::error::GatewayError;
 use crate::upstream::health::is_failure_status;
-use crate::upstream::pool::{self, ConnSettings, Lease, PoolKey, SendFailure};
-use crate::upstream::{InFlight, Upstream};
+use crate::upstream::pool::{self, ConnSettings, PoolKey, SendFailure};
+use crate::upstream::{Held, InFlight, Upstream};
 
 /// The parts of the upstream request that stay the same across attempts.
 #[derive(Debug)]
@@ -39,7 +39,7 @@ const MAX_TRIED: usize = 8;
 
 /// The upstream's response head and, for HTTP/1.1, the connection to give back once the
 /// body has been read.
-pub type Exchange = (Response<Incoming>, Option<Lease>);
+pub type Exchange = (Response<Incoming>, Held);
 
 /// Sends `out` to `up` and returns the upstream's response head.
 pub async fn forward(
@@ -168,7 +168,7 @@ async fn attempt_once(
         idle_timeout: settings.pool_idle_timeout,
         max_idle: settings.pool_max_idle,
     };
-    let _in_flight = up
+    let in_flight = up
         .balancer
         .uses_in_flight()
         .then(|| InFlight::new(&target.state));
@@ -176,10 +176,10 @@ async fn attempt_once(
     let limit = deadline.min(tokio::time::Instant::now() + settings.first_byte_timeout);
     let result = tokio::time::timeout_at(limit, pool::send(&key, conn, req)).await;
     let failure = match result {
-        Ok(Ok(exchange)) => {
-            let failed = is_failure_status(exchange.0.status(), &settings.retry_statuses);
+        Ok(Ok((resp, lease))) => {
+            let failed = is_failure_status(resp.status(), &settings.retry_statuses);
             up.record(idx, !failed, started.map(|s| s.elapsed()));
-            return Ok(exchange);
+            return Ok((resp, Held { lease, in_flight }));
         }
         Ok(Err(SendFailure { error, .. })) if is_body_too_large(&error) => {
             return Err(Failure::BodyTooLarge);

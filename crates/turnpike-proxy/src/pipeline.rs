@@ -123,21 +123,23 @@ async fn serve(
         snap.server.max_body_bytes,
         upstream.settings.idle_timeout,
     );
-    let (mut resp, lease) = forward::forward(upstream, out, body, hash).await?;
-
-    let lease = if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+    let (mut resp, mut held) = forward::forward(upstream, out, body, hash).await?;
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         // A 101 the client did not ask for would leave its connection in no known state.
         let Some(client_side) = upgrade else {
             return Err(GatewayError::UpstreamProtocol);
         };
-        upgrade::splice(client_side, hyper::upgrade::on(&mut resp));
-        // The connection now belongs to the tunnel.
-        None
+        // The connection now belongs to the tunnel, which stays counted while it lasts.
+        held.lease = None;
+        upgrade::splice(
+            client_side,
+            hyper::upgrade::on(&mut resp),
+            held.in_flight.take(),
+        );
     } else {
         headers::strip_hop_by_hop(resp.headers_mut(), false);
-        lease
-    };
-    let body = |b| ResponseBody::upstream(b, upstream.settings.idle_timeout, lease);
+    }
+    let body = |b| ResponseBody::upstream(b, upstream.settings.idle_timeout, held);
     Ok(downstream_response(snap, route, resp, version, body))
 }
 

@@ -107,7 +107,11 @@ impl Snapshot {
         let upstreams: Vec<Arc<Upstream>> = cfg
             .upstreams
             .iter()
-            .map(|u| Upstream::build(u, &carry).map(Arc::new))
+            .map(|u| {
+                let same_name =
+                    previous.and_then(|s| s.upstreams.iter().find(|p| *p.name == *u.name));
+                Upstream::build(u, &carry, same_name.map(|p| &**p)).map(Arc::new)
+            })
             .collect::<Result<_, _>>()?;
         let mut specs = Vec::with_capacity(cfg.routes.len());
         let mut routes = Vec::with_capacity(cfg.routes.len());

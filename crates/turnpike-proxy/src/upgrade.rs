@@ -5,6 +5,8 @@ use http::{Request, header};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
+use crate::upstream::InFlight;
+
 /// An HTTP/1.1 request asking to switch protocols.
 /// Only WebSocket is tunnelled: after a 101 the client talks to the upstream directly, and
 /// an upgrade such as `h2c` would let it send requests that no route or policy ever sees.
@@ -26,8 +28,9 @@ pub fn is_upgrade_request<B>(req: &Request<B>) -> bool {
 }
 
 /// Joins the client's and the upstream's upgraded connections in a background task.
-pub fn splice(client: OnUpgrade, upstream: OnUpgrade) {
+pub fn splice(client: OnUpgrade, upstream: OnUpgrade, in_flight: Option<InFlight>) {
     tokio::spawn(async move {
+        let _counted = in_flight;
         let (client, upstream) = match tokio::try_join!(client, upstream) {
             Ok(pair) => pair,
             Err(err) => {

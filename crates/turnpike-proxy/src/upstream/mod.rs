@@ -93,9 +93,13 @@ pub struct Upstream {
     pub targets: Vec<Target>,
     pub balancer: Balancer,
     pub settings: Settings,
-    pub budget: RetryBudget,
-    pub breaker: Option<Breaker>,
+    pub budget: Arc<RetryBudget>,
+    pub breaker: Option<Arc<Breaker>>,
     pub active_health: Option<model::ActiveHealth>,
+    /// The settings `budget` and `breaker` were made from, so a reload that keeps them
+    /// also keeps their state (an open breaker stays open, a spent budget stays spent).
+    retries_cfg: model::Retries,
+    breaker_cfg: Option<model::CircuitBreaker>,
 }
 
 /// A target URL the config validator should have rejected.
@@ -110,7 +114,12 @@ pub struct InvalidTarget {
 pub type StateCarry = HashMap<(Arc<str>, Arc<str>), Arc<TargetState>>;
 
 impl Upstream {
-    pub fn build(cfg: &model::Upstream, carry: &StateCarry) -> Result<Self, InvalidTarget> {
+    /// `previous` is the upstream of the same name in the config being replaced.
+    pub fn build(
+        cfg: &model::Upstream,
+        carry: &StateCarry,
+        previous: Option<&Upstream>,
+    ) -> Result<Self, InvalidTarget> {
         let name: Arc<str> = cfg.name.as_str().into();
         let mut targets = Vec::with_capacity(cfg.targets.len());
         for t in &cfg.targets {
@@ -168,8 +177,22 @@ impl Upstream {
                 retry_statuses: cfg.retries.on_statuses.clone(),
                 passive: cfg.health.passive.clone(),
             },
-            budget: RetryBudget::new(cfg.retries.budget_percent, cfg.retries.min_per_second),
-            breaker: cfg.circuit_breaker.as_ref().map(Breaker::new),
+            budget: match previous.filter(|p| p.retries_cfg == cfg.retries) {
+                Some(p) => p.budget.clone(),
+                None => Arc::new(RetryBudget::new(
+                    cfg.retries.budget_percent,
+                    cfg.retries.min_per_second,
+                )),
+            },
+            breaker: match previous.filter(|p| p.breaker_cfg == cfg.circuit_breaker) {
+                Some(p) => p.breaker.clone(),
+                None => cfg
+                    .circuit_breaker
+                    .as_ref()
+                    .map(|b| Arc::new(Breaker::new(b))),
+            },
+            retries_cfg: cfg.retries.clone(),
+            breaker_cfg: cfg.circuit_breaker.clone(),
             active_health: cfg.health.active.clone(),
             name,
             targets,
@@ -187,6 +210,25 @@ impl Upstream {
         if let Some(latency) = latency.filter(|_| self.balancer.uses_latency()) {
             balancer::update_ewma(&target.state, latency);
         }
+    }
+}
+
+/// What a response keeps of its upstream until its body has ended: the pooled connection
+/// to give back, and its place in the target's in-flight count (so least-connections sees
+/// long downloads, event streams and WebSockets, not just requests awaiting headers).
+#[derive(Debug, Default)]
+pub struct Held {
+    pub lease: Option<pool::Lease>,
+    pub in_flight: Option<InFlight>,
+}
+
+impl Held {
+    /// The body ended cleanly: the connection can serve another request.
+    pub fn finish(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            lease.release();
+        }
+        self.in_flight = None;
     }
 }
 

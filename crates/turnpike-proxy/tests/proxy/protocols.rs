@@ -618,3 +618,65 @@ async fn a_stalled_response_body_is_cut_after_the_idle_timeout() {
     );
     assert!(started.elapsed() >= std::time::Duration::from_millis(250));
 }
+
+#[tokio::test]
+async fn least_connections_counts_a_response_still_streaming() {
+    // Target "stream" answers at once but keeps its body open until released.
+    let (release_tx, release_rx) = oneshot::channel::<()>();
+    let release = Arc::new(Mutex::new(Some(release_rx)));
+    let streaming = custom_upstream(move |_req| {
+        let release = release.lock().unwrap().take();
+        async move {
+            let first = futures_util::stream::once(async {
+                Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"stream")))
+            });
+            let rest = futures_util::stream::once(async move {
+                if let Some(release) = release {
+                    let _ = release.await;
+                }
+                Ok(Frame::data(Bytes::from_static(b"-end")))
+            });
+            Response::builder()
+                .body(StreamBody::new(first.chain(rest)).boxed_unsync())
+                .unwrap()
+        }
+    })
+    .await;
+    let idle = turnpike_testkit::MockUpstream::named("idle").await;
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nserver: {{workers: 1}}\nupstreams:\n  - name: b\n    balancer: least_connections\n    targets: [{{url: \"{streaming}\"}}, {{url: \"{}\"}}]\nroutes:\n  - {{name: r, paths: [\"/\"], upstream: b}}\n",
+        idle.url()
+    );
+    let gw = TestGateway::start(&yaml).await;
+    // Open requests until one lands on the streaming target and keep its body open.
+    let mut send = http1_connection(gw.addr).await;
+    let mut open_body = None;
+    for _ in 0..10 {
+        let resp = send
+            .send_request(
+                Request::get("/")
+                    .header(header::HOST, "x")
+                    .body(Full::default())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let mut body = resp.into_body();
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        if &first[..] == b"stream" {
+            open_body = Some(body);
+            break;
+        }
+        body.collect().await.unwrap();
+    }
+    let open_body = open_body.expect("one request reached the streaming target");
+    for _ in 0..10 {
+        assert_eq!(
+            gw.get("/").await.text(),
+            "idle",
+            "the target with an open stream is busier"
+        );
+    }
+    release_tx.send(()).unwrap();
+    assert_eq!(&open_body.collect().await.unwrap().to_bytes()[..], b"-end");
+}

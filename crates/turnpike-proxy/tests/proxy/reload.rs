@@ -113,3 +113,27 @@ async fn reload_that_changes_listeners_is_refused() {
     assert!(err.to_string().contains("restart"), "{err}");
     assert_eq!(gw.get("/").await.text(), "a");
 }
+
+#[tokio::test]
+async fn an_open_breaker_stays_open_across_a_reload_that_keeps_it() {
+    let failing = MockUpstream::start(|_| Reply::status(502)).await;
+    let yaml = |path: &str| {
+        format!(
+            "listen: 127.0.0.1:0\nupstreams:\n  - name: backend\n    retries: {{attempts: 0}}\n    health: {{passive: {{consecutive_failures: 0}}}}\n    circuit_breaker: {{failure_ratio: 0.5, min_requests: 2, window: 10s, open_for: 60s}}\n    targets: [{{url: \"{}\"}}]\nroutes:\n  - {{name: r, paths: [\"{path}\"], upstream: backend}}\n",
+            failing.url()
+        )
+    };
+    let gw = TestGateway::start_from_file(&yaml("/")).await;
+    for _ in 0..2 {
+        assert_eq!(gw.get("/").await.status, 502);
+    }
+    assert_eq!(gw.get("/").await.json()["error"]["code"], "circuit_open");
+    // An unrelated edit (another route path) must not close the breaker.
+    gw.write_config(&format!(
+        "{}  - {{name: r2, paths: [\"/other\"], upstream: backend}}\n",
+        yaml("/")
+    ));
+    reload::reload_file(gw.gateway.shared(), gw.config_path()).unwrap();
+    assert_eq!(gw.get("/").await.json()["error"]["code"], "circuit_open");
+    assert_eq!(failing.hits(), 2);
+}
