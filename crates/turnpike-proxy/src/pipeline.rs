@@ -24,6 +24,7 @@ use std::time::Instant;
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, Response, StatusCode, Version, header};
 use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
 
 use crate::body::{RequestBody, ResponseBody};
 use crate::error::GatewayError;
@@ -32,6 +33,7 @@ use crate::headers::{self, Hop};
 use crate::server::Shared;
 use crate::snapshot::Snapshot;
 use crate::upgrade;
+use crate::upstream::Held;
 use crate::upstream::balancer::PickCtx;
 
 /// What the pipeline knows about the connection a request came on.
@@ -78,11 +80,7 @@ async fn serve(
 ) -> Result<Response<ResponseBody>, GatewayError> {
     check_limits(snap, &req)?;
     let upgrade = upgrade::is_upgrade_request(&req).then(|| hyper::upgrade::on(&mut req));
-    let host_value = req
-        .uri()
-        .authority()
-        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        .or_else(|| req.headers().get(header::HOST).cloned());
+    let host_value = client_host(&req);
     let host = host_value
         .as_ref()
         .and_then(|h| h.to_str().ok())
@@ -124,23 +122,36 @@ async fn serve(
         upstream.settings.idle_timeout,
     );
     let (mut resp, mut held) = forward::forward(upstream, out, body, hash).await?;
-    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-        // A 101 the client did not ask for would leave its connection in no known state.
-        let Some(client_side) = upgrade else {
-            return Err(GatewayError::UpstreamProtocol);
-        };
-        // The connection now belongs to the tunnel, which stays counted while it lasts.
-        held.lease = None;
-        upgrade::splice(
-            client_side,
-            hyper::upgrade::on(&mut resp),
-            held.in_flight.take(),
-        );
-    } else {
-        headers::strip_hop_by_hop(resp.headers_mut(), false);
-    }
+    take_over_upgrade(&mut resp, &mut held, upgrade)?;
     let body = |b| ResponseBody::upstream(b, upstream.settings.idle_timeout, held);
     Ok(downstream_response(snap, route, resp, version, body))
+}
+
+/// The host the client asked for: the absolute-form or HTTP/2 authority, else `Host`.
+fn client_host(req: &Request<Incoming>) -> Option<HeaderValue> {
+    let authority = req
+        .uri()
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+    authority.or_else(|| req.headers().get(header::HOST).cloned())
+}
+
+/// A 101 hands both connections to a tunnel (which stays counted while it lasts); any
+/// other response loses its hop-by-hop headers.
+fn take_over_upgrade(
+    resp: &mut Response<Incoming>,
+    held: &mut Held,
+    upgrade: Option<OnUpgrade>,
+) -> Result<(), GatewayError> {
+    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        headers::strip_hop_by_hop(resp.headers_mut(), false);
+        return Ok(());
+    }
+    // A 101 the client did not ask for would leave its connection in no known state.
+    let client_side = upgrade.ok_or(GatewayError::UpstreamProtocol)?;
+    held.lease = None;
+    upgrade::splice(client_side, hyper::upgrade::on(resp), held.in_flight.take());
+    Ok(())
 }
 
 /// Rejects what must never reach an upstream; cheap checks before any routing work.

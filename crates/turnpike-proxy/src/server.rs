@@ -178,24 +178,7 @@ impl Gateway {
         if snap.listeners.is_empty() {
             return Err(StartError::NoListener);
         }
-        let workers = snap.server.workers.max(1);
-        let mut sockets: Vec<Vec<(Arc<str>, std::net::TcpListener)>> =
-            (0..workers).map(|_| Vec::new()).collect();
-        let mut addrs = Vec::new();
-        for l in &snap.listeners {
-            let bind_err = |source| StartError::Bind {
-                listener: l.name.to_string(),
-                address: l.address,
-                source,
-            };
-            let first = bind_reuseport(l.address).map_err(bind_err)?;
-            let actual = first.local_addr().map_err(bind_err)?;
-            addrs.push((l.name.clone(), actual));
-            sockets[0].push((l.name.clone(), first));
-            for per_worker in sockets.iter_mut().skip(1) {
-                per_worker.push((l.name.clone(), bind_reuseport(actual).map_err(bind_err)?));
-            }
-        }
+        let (sockets, addrs) = bind_listeners(&snap)?;
         let shared = Arc::new(Shared {
             snapshot: ArcSwap::new(snap.clone()),
             version: AtomicU64::new(1),
@@ -262,6 +245,34 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
     }
+}
+
+/// One worker's sockets, each with the name of its listener.
+type WorkerSockets = Vec<(Arc<str>, std::net::TcpListener)>;
+/// A listener's name and the address it is bound to.
+type BoundAddr = (Arc<str>, SocketAddr);
+
+/// Per worker, one socket per listener (SO_REUSEPORT, all on the port the first one got,
+/// so port 0 works); and the bound address of each listener.
+fn bind_listeners(snap: &Snapshot) -> Result<(Vec<WorkerSockets>, Vec<BoundAddr>), StartError> {
+    let workers = snap.server.workers.max(1);
+    let mut sockets: Vec<Vec<_>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut addrs = Vec::new();
+    for l in &snap.listeners {
+        let bind_err = |source| StartError::Bind {
+            listener: l.name.to_string(),
+            address: l.address,
+            source,
+        };
+        let first = bind_reuseport(l.address).map_err(bind_err)?;
+        let actual = first.local_addr().map_err(bind_err)?;
+        addrs.push((l.name.clone(), actual));
+        sockets[0].push((l.name.clone(), first));
+        for per_worker in sockets.iter_mut().skip(1) {
+            per_worker.push((l.name.clone(), bind_reuseport(actual).map_err(bind_err)?));
+        }
+    }
+    Ok((sockets, addrs))
 }
 
 fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
@@ -359,30 +370,15 @@ async fn accept_loop(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
-        let tls = shared
-            .snapshot()
-            .listeners
-            .iter()
-            .find(|l| l.name == name)
-            .and_then(|l| l.tls.clone());
-        // IPv4 clients of a dual-stack listener arrive as `::ffff:a.b.c.d`; compare and log
-        // them as the IPv4 addresses they are.
-        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-        let conn = ConnCtx {
-            shared: shared.clone(),
-            peer,
-            tls: tls.is_some(),
-        };
-        tokio::spawn(serve_connection(
+        let conn = (shared.clone(), shutdown.clone(), alive_tx.clone());
+        spawn_connection(
             stream,
+            peer,
+            &name,
             conn,
-            tls,
             builder.clone(),
-            shutdown.clone(),
-            alive_tx.clone(),
             settings.header_read_timeout,
-        ));
+        );
     }
     drop(listener);
     drop(alive_tx);
@@ -395,6 +391,41 @@ async fn accept_loop(
             "shutdown deadline passed with connections still open"
         );
     }
+}
+
+/// Starts serving one accepted connection with the listener's current TLS settings.
+fn spawn_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: &str,
+    (shared, shutdown, alive): (Arc<Shared>, watch::Receiver<bool>, mpsc::Sender<()>),
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    handshake_timeout: std::time::Duration,
+) {
+    let _ = stream.set_nodelay(true);
+    let tls = shared
+        .snapshot()
+        .listeners
+        .iter()
+        .find(|l| &*l.name == listener)
+        .and_then(|l| l.tls.clone());
+    // IPv4 clients of a dual-stack listener arrive as `::ffff:a.b.c.d`; compare and log them
+    // as the IPv4 addresses they are.
+    let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+    let conn = ConnCtx {
+        shared,
+        peer,
+        tls: tls.is_some(),
+    };
+    tokio::spawn(serve_connection(
+        stream,
+        conn,
+        tls,
+        builder,
+        shutdown,
+        alive,
+        handshake_timeout,
+    ));
 }
 
 async fn serve_connection(

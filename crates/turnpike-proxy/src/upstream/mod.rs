@@ -58,6 +58,42 @@ pub struct Target {
 }
 
 impl Target {
+    fn build(
+        cfg: &model::Upstream,
+        t: &model::Target,
+        name: &Arc<str>,
+        carry: &StateCarry,
+    ) -> Result<Self, InvalidTarget> {
+        let bad = || InvalidTarget {
+            upstream: cfg.name.clone(),
+            url: t.url.clone(),
+        };
+        let uri: http::Uri = t.url.parse().map_err(|_| bad())?;
+        let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned())
+        else {
+            return Err(bad());
+        };
+        let url: Arc<str> = t.url.as_str().into();
+        let state = carry
+            .get(&(name.clone(), url.clone()))
+            .cloned()
+            .unwrap_or_default();
+        if cfg.health.active.is_none() {
+            // Without active checks nothing would ever mark it up again.
+            state.active_down.store(false, Ordering::Relaxed);
+            state.active_streak.store(0, Ordering::Relaxed);
+        }
+        let host_value = HeaderValue::from_str(authority.as_str()).map_err(|_| bad())?;
+        Ok(Self {
+            url,
+            scheme,
+            authority,
+            host_value,
+            weight: t.weight.max(1),
+            state,
+        })
+    }
+
     /// Eligible for traffic now: not down by active checks, not ejected by passive ones.
     /// `now` is only called for a target that was ejected at some point.
     pub fn available(&self, now: impl FnOnce() -> u64) -> bool {
@@ -121,37 +157,11 @@ impl Upstream {
         previous: Option<&Upstream>,
     ) -> Result<Self, InvalidTarget> {
         let name: Arc<str> = cfg.name.as_str().into();
-        let mut targets = Vec::with_capacity(cfg.targets.len());
-        for t in &cfg.targets {
-            let bad = || InvalidTarget {
-                upstream: cfg.name.clone(),
-                url: t.url.clone(),
-            };
-            let uri: http::Uri = t.url.parse().map_err(|_| bad())?;
-            let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned())
-            else {
-                return Err(bad());
-            };
-            let url: Arc<str> = t.url.as_str().into();
-            let state = carry
-                .get(&(name.clone(), url.clone()))
-                .cloned()
-                .unwrap_or_default();
-            if cfg.health.active.is_none() {
-                // Without active checks nothing would ever mark it up again.
-                state.active_down.store(false, Ordering::Relaxed);
-                state.active_streak.store(0, Ordering::Relaxed);
-            }
-            let host_value = HeaderValue::from_str(authority.as_str()).map_err(|_| bad())?;
-            targets.push(Target {
-                url,
-                scheme,
-                authority,
-                host_value,
-                weight: t.weight.max(1),
-                state,
-            });
-        }
+        let targets = cfg
+            .targets
+            .iter()
+            .map(|t| Target::build(cfg, t, &name, carry))
+            .collect::<Result<Vec<_>, _>>()?;
         let fixed_host = match &cfg.host_header {
             model::HostHeader::Fixed(h) => {
                 Some(HeaderValue::from_str(h).map_err(|_| InvalidTarget {
