@@ -15,6 +15,8 @@ pub enum GatewayError {
     NoRoute,
     #[error("the request is malformed: {0}")]
     BadRequest(&'static str),
+    #[error("this connection was made for another host; open a new one for this host")]
+    MisdirectedRequest,
     #[error("the request body is larger than this API accepts")]
     BodyTooLarge,
     #[error("the request URI is longer than this API accepts")]
@@ -38,6 +40,7 @@ impl GatewayError {
         match self {
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::MisdirectedRequest => StatusCode::MISDIRECTED_REQUEST,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UriTooLong => StatusCode::URI_TOO_LONG,
             Self::TooManyHeaders => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -51,6 +54,7 @@ impl GatewayError {
         match self {
             Self::NoRoute => "no_route",
             Self::BadRequest(_) => "bad_request",
+            Self::MisdirectedRequest => "misdirected_request",
             Self::BodyTooLarge => "body_too_large",
             Self::UriTooLong => "uri_too_long",
             Self::TooManyHeaders => "too_many_headers",

@@ -161,7 +161,24 @@ pub fn add_forwarded(headers: &mut HeaderMap, hop: &Hop<'_>) {
         Some(host) => headers.insert(&X_FORWARDED_HOST, host.clone()),
         None => headers.remove(&X_FORWARDED_HOST),
     };
+    // Other headers upstreams often take as the client's address or URL; one pass over
+    // the names, removals only when one is there.
+    if headers.keys().any(|n| SPOOFABLE.contains(&n.as_str())) {
+        for name in SPOOFABLE {
+            headers.remove(*name);
+        }
+    }
 }
+
+/// Client-settable headers that claim to describe the client; dropped from untrusted peers.
+const SPOOFABLE: &[&str] = &[
+    "x-real-ip",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-client-ip",
+    "true-client-ip",
+    "x-original-forwarded-for",
+];
 
 fn set_owned(headers: &mut HeaderMap, name: &HeaderName, value: String) {
     if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {

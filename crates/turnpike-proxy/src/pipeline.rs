@@ -42,6 +42,8 @@ pub struct ConnCtx {
     pub shared: Arc<Shared>,
     pub peer: SocketAddr,
     pub tls: bool,
+    /// The TLS server name the client asked for, lower-case.
+    pub sni: Option<Box<str>>,
 }
 
 /// Entry point for every request on every listener.
@@ -86,6 +88,11 @@ async fn serve(
         .and_then(|h| h.to_str().ok())
         .map(normalise_host)
         .unwrap_or_default();
+    // The certificate was chosen for the SNI name; a request for another host on the same
+    // connection must go to a connection made for that host (RFC 9110 §15.5.20).
+    if conn.sni.as_deref().is_some_and(|sni| sni != host) {
+        return Err(GatewayError::MisdirectedRequest);
+    }
     let path = req.uri().path();
     let (m, route) = snap
         .route(&host, path, req.method(), req.headers())

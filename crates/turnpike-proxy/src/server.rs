@@ -61,9 +61,11 @@ impl Shared {
     pub fn apply(&self, cfg: &Config) -> Result<u64, BuildError> {
         let _one_at_a_time = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
         let old = self.snapshot.load_full();
-        let version = self.version.fetch_add(1, Ordering::Relaxed) + 1;
+        // Only an applied config takes a version number; the reload lock makes this safe.
+        let version = self.version.load(Ordering::Relaxed) + 1;
         let new = Arc::new(Snapshot::build(cfg, version, Some(&old))?);
         same_listeners(&old, &new)?;
+        self.version.store(version, Ordering::Relaxed);
         warn_startup_only(&old.server, &new.server);
         self.snapshot.store(new.clone());
         self.restart_health_checks(&new);
@@ -416,6 +418,7 @@ fn spawn_connection(
         shared,
         peer,
         tls: tls.is_some(),
+        sni: None,
     };
     tokio::spawn(serve_connection(
         stream,
@@ -430,38 +433,40 @@ fn spawn_connection(
 
 async fn serve_connection(
     stream: TcpStream,
-    conn: ConnCtx,
+    mut conn: ConnCtx,
     tls: Option<Arc<rustls::ServerConfig>>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     shutdown: watch::Receiver<bool>,
     _alive: mpsc::Sender<()>,
     handshake_timeout: std::time::Duration,
 ) {
+    let Some(cfg) = tls else {
+        let conn = Arc::new(conn);
+        let service = service_fn(move |req| pipeline::handle(conn.clone(), req));
+        return drive(
+            builder.serve_connection_with_upgrades(TokioIo::new(stream), service),
+            shutdown,
+        )
+        .await;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+    let tls_stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(tls_stream)) => tls_stream,
+        Ok(Err(err)) => return tracing::debug!(error = %err, "TLS handshake failed"),
+        Err(_) => return tracing::debug!("TLS handshake timed out"),
+    };
+    conn.sni = tls_stream
+        .get_ref()
+        .1
+        .server_name()
+        .map(|n| n.to_ascii_lowercase().into());
     let conn = Arc::new(conn);
     let service = service_fn(move |req| pipeline::handle(conn.clone(), req));
-    match tls {
-        None => {
-            drive(
-                builder.serve_connection_with_upgrades(TokioIo::new(stream), service),
-                shutdown,
-            )
-            .await
-        }
-        Some(cfg) => {
-            let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
-            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(tls_stream)) => {
-                    drive(
-                        builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service),
-                        shutdown,
-                    )
-                    .await;
-                }
-                Ok(Err(err)) => tracing::debug!(error = %err, "TLS handshake failed"),
-                Err(_) => tracing::debug!("TLS handshake timed out"),
-            }
-        }
-    }
+    drive(
+        builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service),
+        shutdown,
+    )
+    .await;
 }
 
 /// Serves one connection; on shutdown, finishes the request in flight and closes.

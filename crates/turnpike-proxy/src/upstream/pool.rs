@@ -49,6 +49,8 @@ pub enum SendError {
     ConnectTimeout,
     #[error("TLS with the upstream failed: {0}")]
     Tls(std::io::Error),
+    #[error("the upstream did not agree to HTTP/2 in its TLS handshake (ALPN)")]
+    NoH2,
     #[error("the upstream host is not a valid TLS server name")]
     ServerName,
     #[error("the upstream closed a new connection before the request was sent")]
@@ -274,6 +276,12 @@ async fn dial(key: &PoolKey, settings: ConnSettings) -> Result<Stream, SendError
         .map_err(|_| SendError::ConnectTimeout)?
         .map_err(SendError::Connect)?;
     let _ = tcp.set_nodelay(true);
+    // A pooled connection to a host that vanished is found by keepalive probes, not by
+    // the next request waiting for its first-byte timeout.
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(30))
+        .with_interval(Duration::from_secs(10));
+    let _ = socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive);
     if !key.https {
         return Ok(Stream::Plain(tcp));
     }
@@ -288,6 +296,10 @@ async fn dial(key: &PoolKey, settings: ConnSettings) -> Result<Stream, SendError
         .await
         .map_err(|_| SendError::ConnectTimeout)?
         .map_err(SendError::Tls)?;
+    // HTTP/2 frames to a server that did not agree to HTTP/2 would be garbage to it.
+    if key.http2 && tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+        return Err(SendError::NoH2);
+    }
     Ok(Stream::Tls(Box::new(tls)))
 }
 

@@ -47,6 +47,8 @@ async fn forwarding_headers_from_untrusted_clients_are_replaced() {
         ("forwarded", "for=6.6.6.6"),
         ("x-forwarded-proto", "https"),
         ("host", "api.example.com"),
+        ("x-real-ip", "6.6.6.6"),
+        ("x-forwarded-port", "1"),
     ];
     let seen = gw
         .client
@@ -62,6 +64,10 @@ async fn forwarding_headers_from_untrusted_clients_are_replaced() {
         "for=127.0.0.1;proto=http;host=\"api.example.com\""
     );
     assert_eq!(seen["via"], "1.1 turnpike");
+    assert!(
+        seen.get("x-real-ip").is_none() && seen.get("x-forwarded-port").is_none(),
+        "{seen}"
+    );
 }
 
 #[tokio::test]

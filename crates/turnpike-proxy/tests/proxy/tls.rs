@@ -565,3 +565,24 @@ async fn reload_serves_the_new_certificate_to_new_connections() {
     let (_, leaf) = https_get(gw.addr, cfg, "api.example.test", "/").await;
     assert!(leaf == new.der, "a refused reload changes nothing");
 }
+
+#[tokio::test]
+async fn a_request_for_another_host_than_the_tls_name_is_misdirected() {
+    let dir = tempfile::tempdir().unwrap();
+    let wild = make_cert(dir.path(), "wild", &["*.example.test"]);
+    let up = MockUpstream::echo().await;
+    let gw = TestGateway::start(&tls_config(
+        &up.url(),
+        &cert_entry(&wild.cert, &wild.key, &["*.example.test"]),
+        true,
+    ))
+    .await;
+    let cfg = client_config(&[&wild], &["http/1.1"], ALL_VERSIONS);
+    let mut conn = HttpConn::open(connect(gw.addr, cfg, "a.example.test").await).await;
+    assert_eq!(conn.get("a.example.test", "/").await.status, StatusCode::OK);
+    // Same connection, other host (as HTTP/2 connection reuse or a fronting trick would).
+    let other = conn.get("b.example.test", "/").await;
+    assert_eq!(other.status, StatusCode::MISDIRECTED_REQUEST);
+    assert_eq!(other.echo["error"]["code"], "misdirected_request");
+    assert_eq!(up.hits(), 1);
+}
