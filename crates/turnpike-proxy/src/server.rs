@@ -323,7 +323,25 @@ fn run_worker(
     });
 }
 
-fn connection_builder(settings: &ServerSettings, http2: bool) -> auto::Builder<TokioExecutor> {
+/// How a listener speaks HTTP. hyper-util's detecting builder ignores `http1_only` for
+/// connections that may upgrade, so an HTTP/1.1-only listener uses hyper's own builder.
+#[derive(Debug)]
+enum ConnBuilder {
+    /// HTTP/1.1 and HTTP/2 (prior knowledge or ALPN), detected per connection.
+    Auto(auto::Builder<TokioExecutor>),
+    Http1(hyper::server::conn::http1::Builder),
+}
+
+fn connection_builder(settings: &ServerSettings, http2: bool) -> ConnBuilder {
+    if !http2 {
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(settings.header_read_timeout)
+            .max_buf_size(settings.max_header_bytes.max(8192))
+            .max_headers(settings.max_headers.max(1));
+        return ConnBuilder::Http1(builder);
+    }
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -339,7 +357,71 @@ fn connection_builder(settings: &ServerSettings, http2: bool) -> auto::Builder<T
         // hold up every shutdown for the whole drain deadline.
         .keep_alive_interval(Some(std::time::Duration::from_secs(30)))
         .keep_alive_timeout(std::time::Duration::from_secs(10));
-    if http2 { builder } else { builder.http1_only() }
+    ConnBuilder::Auto(builder)
+}
+
+impl ConnBuilder {
+    /// Serves `io` until it closes, or gracefully once shutdown starts.
+    async fn serve<I>(&self, io: I, conn: Arc<ConnCtx>, shutdown: watch::Receiver<bool>)
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let service = service_fn(move |req| pipeline::handle(conn.clone(), req));
+        match self {
+            Self::Auto(b) => {
+                let inner = b.serve_connection_with_upgrades(io, service);
+                drive(GracefulAuto { inner }, shutdown).await;
+            }
+            Self::Http1(b) => {
+                drive(b.serve_connection(io, service).with_upgrades(), shutdown).await
+            }
+        }
+    }
+}
+
+/// A connection that can finish its current request and then close.
+trait Graceful: std::future::Future<Output = Result<(), Self::Err>> {
+    type Err: std::fmt::Display;
+    fn start_graceful_shutdown(self: std::pin::Pin<&mut Self>);
+}
+
+impl<C: GracefulConnection> Graceful for GracefulAuto<C>
+where
+    C::Error: std::fmt::Display,
+{
+    type Err = C::Error;
+    fn start_graceful_shutdown(self: std::pin::Pin<&mut Self>) {
+        self.project().inner.graceful_shutdown();
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// hyper-util's detecting connection, seen through [`Graceful`].
+    struct GracefulAuto<C> { #[pin] inner: C }
+}
+
+impl<C: std::future::Future> std::future::Future for GracefulAuto<C> {
+    type Output = C::Output;
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<C::Output> {
+        self.project().inner.poll(cx)
+    }
+}
+
+impl<I, S, B> Graceful for hyper::server::conn::http1::UpgradeableConnection<I, S>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: http_body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Err = hyper::Error;
+    fn start_graceful_shutdown(self: std::pin::Pin<&mut Self>) {
+        hyper::server::conn::http1::UpgradeableConnection::graceful_shutdown(self);
+    }
 }
 
 async fn accept_loop(
@@ -401,7 +483,7 @@ fn spawn_connection(
     peer: SocketAddr,
     listener: &str,
     (shared, shutdown, alive): (Arc<Shared>, watch::Receiver<bool>, mpsc::Sender<()>),
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builder: Arc<ConnBuilder>,
     handshake_timeout: std::time::Duration,
 ) {
     let _ = stream.set_nodelay(true);
@@ -435,19 +517,15 @@ async fn serve_connection(
     stream: TcpStream,
     mut conn: ConnCtx,
     tls: Option<Arc<rustls::ServerConfig>>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builder: Arc<ConnBuilder>,
     shutdown: watch::Receiver<bool>,
     _alive: mpsc::Sender<()>,
     handshake_timeout: std::time::Duration,
 ) {
     let Some(cfg) = tls else {
-        let conn = Arc::new(conn);
-        let service = service_fn(move |req| pipeline::handle(conn.clone(), req));
-        return drive(
-            builder.serve_connection_with_upgrades(TokioIo::new(stream), service),
-            shutdown,
-        )
-        .await;
+        return builder
+            .serve(TokioIo::new(stream), Arc::new(conn), shutdown)
+            .await;
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
     let tls_stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
@@ -460,28 +538,20 @@ async fn serve_connection(
         .1
         .server_name()
         .map(|n| n.to_ascii_lowercase().into());
-    let conn = Arc::new(conn);
-    let service = service_fn(move |req| pipeline::handle(conn.clone(), req));
-    drive(
-        builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service),
-        shutdown,
-    )
-    .await;
+    builder
+        .serve(TokioIo::new(tls_stream), Arc::new(conn), shutdown)
+        .await;
 }
 
 /// Serves one connection; on shutdown, finishes the request in flight and closes.
-async fn drive<C>(conn: C, mut shutdown: watch::Receiver<bool>)
-where
-    C: GracefulConnection,
-    C::Error: std::fmt::Display,
-{
+async fn drive<C: Graceful>(conn: C, mut shutdown: watch::Receiver<bool>) {
     tokio::pin!(conn);
     let result = tokio::select! {
         // The connection is polled first: it is what wakes this task almost every time.
         biased;
         res = conn.as_mut() => res,
         () = async { drop(shutdown.wait_for(|stop| *stop).await) } => {
-            conn.as_mut().graceful_shutdown();
+            conn.as_mut().start_graceful_shutdown();
             conn.await
         }
     };

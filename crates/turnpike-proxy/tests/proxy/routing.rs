@@ -211,3 +211,39 @@ async fn ten_thousand_routes_still_route_correctly() {
     assert_eq!(gw.get("/svc0/items/1").await.json()["path"], "/r0/1");
     assert_eq!(gw.get("/svc10000/items/1").await.status, 404);
 }
+
+#[tokio::test]
+async fn several_listeners_serve_the_same_routes() {
+    let up = MockUpstream::named("up").await;
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nlisteners:\n  - {{name: internal, address: \"127.0.0.1:0\"}}\n  - {{name: h1only, address: \"127.0.0.1:0\", http2: false}}\nupstreams:\n  - name: b\n    targets: [{{url: \"{}\"}}]\nroutes:\n  - {{name: r, paths: [\"/\"], upstream: b}}\n",
+        up.url()
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let addrs: Vec<_> = ["default", "internal", "h1only"]
+        .iter()
+        .map(|n| gw.gateway.addr(n).expect(n))
+        .collect();
+    assert_eq!(
+        addrs.iter().collect::<std::collections::HashSet<_>>().len(),
+        3,
+        "three distinct ports"
+    );
+    for addr in &addrs {
+        assert_eq!(gw.client.get(&format!("http://{addr}/")).await.text(), "up");
+    }
+    // h2c works on the default listener and is refused where http2 is off.
+    let h2c = turnpike_testkit::Client::h2c();
+    assert_eq!(h2c.get(&format!("http://{}/", addrs[0])).await.status, 200);
+    let refused = h2c
+        .try_send(
+            http::Request::get(format!("http://{}/", addrs[2]))
+                .body(Default::default())
+                .unwrap(),
+        )
+        .await;
+    assert!(
+        refused.is_err(),
+        "h2c on an http2: false listener must fail, got {refused:?}"
+    );
+}
