@@ -44,7 +44,13 @@ pub struct ConnCtx {
     pub tls: bool,
     /// The TLS server name the client asked for, lower-case.
     pub sni: Option<Box<str>>,
+    /// Held by everything this connection keeps running (itself, WebSocket tunnels), so a
+    /// drain waits for all of it.
+    pub alive: Alive,
 }
+
+/// A token the listener's drain waits on until every holder is gone.
+pub type Alive = tokio::sync::mpsc::Sender<()>;
 
 /// Entry point for every request on every listener.
 pub async fn handle(
@@ -129,7 +135,7 @@ async fn serve(
         upstream.settings.idle_timeout,
     );
     let (mut resp, mut held) = forward::forward(upstream, out, body, hash).await?;
-    take_over_upgrade(&mut resp, &mut held, upgrade)?;
+    take_over_upgrade(&mut resp, &mut held, upgrade, &conn.alive)?;
     let body = |b| ResponseBody::upstream(b, upstream.settings.idle_timeout, held);
     Ok(downstream_response(snap, route, resp, version, body))
 }
@@ -149,6 +155,7 @@ fn take_over_upgrade(
     resp: &mut Response<Incoming>,
     held: &mut Held,
     upgrade: Option<OnUpgrade>,
+    alive: &Alive,
 ) -> Result<(), GatewayError> {
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         headers::strip_hop_by_hop(resp.headers_mut(), false);
@@ -157,7 +164,12 @@ fn take_over_upgrade(
     // A 101 the client did not ask for would leave its connection in no known state.
     let client_side = upgrade.ok_or(GatewayError::UpstreamProtocol)?;
     held.lease = None;
-    upgrade::splice(client_side, hyper::upgrade::on(resp), held.in_flight.take());
+    upgrade::splice(
+        client_side,
+        hyper::upgrade::on(resp),
+        held.in_flight.take(),
+        alive.clone(),
+    );
     Ok(())
 }
 

@@ -501,6 +501,7 @@ fn spawn_connection(
         peer,
         tls: tls.is_some(),
         sni: None,
+        alive,
     };
     tokio::spawn(serve_connection(
         stream,
@@ -508,7 +509,6 @@ fn spawn_connection(
         tls,
         builder,
         shutdown,
-        alive,
         handshake_timeout,
     ));
 }
@@ -519,7 +519,6 @@ async fn serve_connection(
     tls: Option<Arc<rustls::ServerConfig>>,
     builder: Arc<ConnBuilder>,
     shutdown: watch::Receiver<bool>,
-    _alive: mpsc::Sender<()>,
     handshake_timeout: std::time::Duration,
 ) {
     let Some(cfg) = tls else {

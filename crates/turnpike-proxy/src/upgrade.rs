@@ -5,6 +5,7 @@ use http::{Request, header};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
+use crate::pipeline::Alive;
 use crate::upstream::InFlight;
 
 /// An HTTP/1.1 request asking to switch protocols.
@@ -28,9 +29,10 @@ pub fn is_upgrade_request<B>(req: &Request<B>) -> bool {
 }
 
 /// Joins the client's and the upstream's upgraded connections in a background task.
-pub fn splice(client: OnUpgrade, upstream: OnUpgrade, in_flight: Option<InFlight>) {
+pub fn splice(client: OnUpgrade, upstream: OnUpgrade, in_flight: Option<InFlight>, alive: Alive) {
     tokio::spawn(async move {
-        let _counted = in_flight;
+        // Counted for least-connections and kept in the drain while the tunnel lasts.
+        let _held = (in_flight, alive);
         let (client, upstream) = match tokio::try_join!(client, upstream) {
             Ok(pair) => pair,
             Err(err) => {

@@ -680,3 +680,27 @@ async fn least_connections_counts_a_response_still_streaming() {
     release_tx.send(()).unwrap();
     assert_eq!(&open_body.collect().await.unwrap().to_bytes()[..], b"-end");
 }
+
+#[tokio::test]
+async fn shutdown_lets_an_open_websocket_finish_within_the_drain_deadline() {
+    let (url, _seen) = websocket_echo_upstream().await;
+    let gw = TestGateway::start(
+        &minimal_config(&url).replace("listen:", "server: {shutdown_timeout: 30s}\nlisten:"),
+    )
+    .await;
+    let mut ws = websocket_handshake(gw.addr, "Upgrade").await;
+    websocket_round_trip(&mut ws, b"before").await;
+    let draining = tokio::spawn(gw.gateway.shutdown());
+    // The tunnel still carries data while the gateway drains.
+    websocket_round_trip(&mut ws, b"during the drain").await;
+    assert!(
+        !draining.is_finished(),
+        "the drain must wait for the open tunnel"
+    );
+    drop(ws);
+    // Closing the tunnel ends the drain long before its 30 s deadline.
+    tokio::time::timeout(PATIENCE, draining)
+        .await
+        .expect("drain ended once the tunnel closed")
+        .unwrap();
+}
