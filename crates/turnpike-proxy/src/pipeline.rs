@@ -135,7 +135,12 @@ async fn serve(
         upstream.settings.idle_timeout,
     );
     let (mut resp, mut held) = forward::forward(upstream, out, body, hash).await?;
-    take_over_upgrade(&mut resp, &mut held, upgrade, &conn.alive)?;
+    take_over_upgrade(
+        &mut resp,
+        &mut held,
+        upgrade,
+        (upstream.settings.idle_timeout, &conn.alive),
+    )?;
     let body = |b| ResponseBody::upstream(b, upstream.settings.idle_timeout, held);
     Ok(downstream_response(snap, route, resp, version, body))
 }
@@ -155,7 +160,7 @@ fn take_over_upgrade(
     resp: &mut Response<Incoming>,
     held: &mut Held,
     upgrade: Option<OnUpgrade>,
-    alive: &Alive,
+    (idle, alive): (std::time::Duration, &Alive),
 ) -> Result<(), GatewayError> {
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         headers::strip_hop_by_hop(resp.headers_mut(), false);
@@ -167,6 +172,7 @@ fn take_over_upgrade(
     upgrade::splice(
         client_side,
         hyper::upgrade::on(resp),
+        idle,
         held.in_flight.take(),
         alive.clone(),
     );

@@ -704,3 +704,28 @@ async fn shutdown_lets_an_open_websocket_finish_within_the_drain_deadline() {
         .expect("drain ended once the tunnel closed")
         .unwrap();
 }
+
+#[tokio::test]
+async fn an_idle_websocket_tunnel_is_closed_after_the_idle_timeout() {
+    let (url, _seen) = websocket_echo_upstream().await;
+    let yaml =
+        minimal_config(&url).replace("    targets:", "    timeouts: {idle: 400ms}\n    targets:");
+    let gw = TestGateway::start(&yaml).await;
+    let mut ws = websocket_handshake(gw.addr, "Upgrade").await;
+    // Traffic keeps it open well past one idle period.
+    for i in 0..6 {
+        websocket_round_trip(&mut ws, format!("ping {i}").as_bytes()).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    // Then silence: the gateway closes the tunnel by itself (PATIENCE only guards a hang).
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(PATIENCE, ws.read(&mut buf))
+        .await
+        .expect("tunnel never closed");
+    assert!(
+        matches!(n, Ok(0) | Err(_)),
+        "expected the tunnel to close, read {n:?}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(250));
+}
