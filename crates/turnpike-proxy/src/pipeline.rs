@@ -6,7 +6,7 @@
 //!  → limits (URI, headers, body size, framing)     check_limits
 //!  → route match (host, path, method, headers)     Snapshot::route
 //!  → pre-auth (request id, client IP)              serve
-//!  → request transform (path, forwarding, route)   upstream_request
+//!  → request transform (path, forwarding, route)   upstream_headers
 //!  → upstream select + forward (timeouts, retries) forward::forward
 //!  → response transform (hop-by-hop, Via, route)   downstream_response
 //!  → log (always, also on errors)                  handle
@@ -114,16 +114,14 @@ async fn serve(
     .ok_or(GatewayError::BadRequest("invalid request target"))?;
     let version = req.version();
     let (parts, body) = req.into_parts();
-    let out = upstream_request(
-        snap,
-        conn,
-        parts,
+    let mut out = Outgoing {
+        method: parts.method,
         path_and_query,
-        host_value,
-        request_id,
-        upgrade.is_some(),
-        route,
-    );
+        headers: parts.headers,
+        client_host: host_value,
+        upgrade: upgrade.is_some(),
+    };
+    upstream_headers(snap, conn, route, &mut out, (parts.version, request_id));
     let hash = upstream.balancer.key_hash(&PickCtx {
         headers: &out.headers,
         client_ip,
@@ -294,42 +292,31 @@ fn upstream_path(path: &str, query: Option<&str>) -> Result<PathAndQuery, Gatewa
     pq.map_err(|_| GatewayError::BadRequest("invalid request target"))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn upstream_request(
+/// The request headers as the upstream gets them: hop-by-hop removed, this hop's
+/// forwarding headers, `Via` and the request id added, then the route's own edits.
+fn upstream_headers(
     snap: &Snapshot,
     conn: &ConnCtx,
-    parts: http::request::Parts,
-    path_and_query: PathAndQuery,
-    client_host: Option<HeaderValue>,
-    request_id: &HeaderValue,
-    is_upgrade: bool,
     route: &crate::snapshot::RouteRt,
-) -> Outgoing {
-    let mut headers = parts.headers;
-    headers::strip_hop_by_hop(&mut headers, is_upgrade);
+    out: &mut Outgoing,
+    (version, request_id): (Version, &HeaderValue),
+) {
+    let headers = &mut out.headers;
+    headers::strip_hop_by_hop(headers, out.upgrade);
     let trusted_peer = headers::is_trusted(conn.peer.ip(), &snap.server.trusted_proxies);
     let proto = if conn.tls { "https" } else { "http" };
-    headers::add_forwarded(
-        &mut headers,
-        &Hop {
-            peer: conn.peer.ip(),
-            trusted_peer,
-            proto,
-            host: client_host.as_ref(),
-        },
-    );
+    let hop = Hop {
+        peer: conn.peer.ip(),
+        trusted_peer,
+        proto,
+        host: out.client_host.as_ref(),
+    };
+    headers::add_forwarded(headers, &hop);
     if snap.server.via {
-        headers::add_via(&mut headers, parts.version);
+        headers::add_via(headers, version);
     }
     headers.insert(snap.server.request_id_header.clone(), request_id.clone());
-    route.request_headers.apply(&mut headers);
-    Outgoing {
-        method: parts.method,
-        path_and_query,
-        headers,
-        client_host,
-        upgrade: is_upgrade,
-    }
+    route.request_headers.apply(headers);
 }
 
 fn downstream_response(
