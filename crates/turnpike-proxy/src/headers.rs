@@ -234,21 +234,26 @@ pub struct Transform {
 #[error("invalid header {0:?} in header transform")]
 pub struct InvalidHeader(pub String);
 
+/// A configured header name, parsed once per config version.
+pub fn header_name(name: &str) -> Result<HeaderName, InvalidHeader> {
+    HeaderName::from_bytes(name.as_bytes()).map_err(|_| InvalidHeader(name.to_owned()))
+}
+
+/// A configured value of header `name`, parsed once per config version.
+pub fn header_value(name: &str, value: &str) -> Result<HeaderValue, InvalidHeader> {
+    HeaderValue::from_str(value).map_err(|_| InvalidHeader(name.to_owned()))
+}
+
 impl Transform {
     pub fn compile(cfg: &HeaderTransform) -> Result<Self, InvalidHeader> {
-        let name =
-            |n: &str| HeaderName::from_bytes(n.as_bytes()).map_err(|_| InvalidHeader(n.to_owned()));
         let pair = |(n, v): (&String, &String)| -> Result<_, InvalidHeader> {
-            Ok((
-                name(n)?,
-                HeaderValue::from_str(v).map_err(|_| InvalidHeader(n.clone()))?,
-            ))
+            Ok((header_name(n)?, header_value(n, v)?))
         };
         Ok(Self {
             remove: cfg
                 .remove
                 .iter()
-                .map(|n| name(n))
+                .map(|n| header_name(n))
                 .collect::<Result<_, _>>()?,
             set: cfg.set.iter().map(pair).collect::<Result<_, _>>()?,
             add: cfg.add.iter().map(pair).collect::<Result<_, _>>()?,

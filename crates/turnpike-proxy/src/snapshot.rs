@@ -7,12 +7,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderName, HeaderValue, Method};
+use http::{HeaderName, Method};
 use ipnet::IpNet;
 use turnpike_config::Config;
 use turnpike_config::model::{self, PathType};
 
-use crate::headers::{InvalidHeader, Transform};
+use crate::headers::{self, InvalidHeader, Transform};
 use crate::router::{self, Conditions, Match, RouteSpec, Router, Segment};
 use crate::tls::{self, TlsError};
 use crate::upstream::{InvalidTarget, StateCarry, Upstream};
@@ -217,22 +217,23 @@ fn compile_route(
         .iter()
         .map(|m| Method::from_bytes(m.as_bytes()).map_err(|_| err(format!("invalid method {m:?}"))))
         .collect::<Result<_, _>>()?;
-    let mut headers = Vec::new();
+    let mut header_matches = Vec::new();
     for (name, values) in &r.headers {
-        let name =
-            HeaderName::from_bytes(name.as_bytes()).map_err(|_| InvalidHeader(name.clone()))?;
         let values = values
             .values()
             .iter()
-            .map(|v| HeaderValue::from_str(v).map_err(|_| InvalidHeader(name.to_string())))
+            .map(|v| headers::header_value(name, v))
             .collect::<Result<_, _>>()?;
-        headers.push((name, values));
+        header_matches.push((headers::header_name(name)?, values));
     }
     let spec = RouteSpec {
         hosts: r.hosts.clone(),
         paths: patterns.clone(),
         prefix: r.path_type == PathType::Prefix,
-        conditions: Conditions { methods, headers },
+        conditions: Conditions {
+            methods,
+            headers: header_matches,
+        },
     };
     let rt = RouteRt {
         name: r.name.as_str().into(),

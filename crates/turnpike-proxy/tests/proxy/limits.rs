@@ -7,12 +7,33 @@ use tokio::net::TcpStream;
 use turnpike_testkit::{MockUpstream, TestGateway};
 
 async fn limited_gateway() -> (TestGateway, MockUpstream) {
+    gateway_with_server(
+        "header_read_timeout: 1s\n  max_body_bytes: 1KiB\n  max_uri_length: 64\n  max_headers: 20",
+    )
+    .await
+}
+
+/// An echo upstream behind a gateway with these `server:` settings.
+async fn gateway_with_server(server: &str) -> (TestGateway, MockUpstream) {
     let up = MockUpstream::echo().await;
     let yaml = format!(
-        "listen: 127.0.0.1:0\nserver:\n  header_read_timeout: 1s\n  max_body_bytes: 1KiB\n  max_uri_length: 64\n  max_headers: 20\nupstreams:\n  - name: echo\n    targets: [{{url: \"{}\"}}]\nroutes:\n  - {{name: all, paths: [\"/\"], upstream: echo}}\n",
+        "listen: 127.0.0.1:0\nserver:\n  {server}\nupstreams:\n  - name: echo\n    targets: [{{url: \"{}\"}}]\nroutes:\n  - {{name: all, paths: [\"/\"], upstream: echo}}\n",
         up.url()
     );
     (TestGateway::start(&yaml).await, up)
+}
+
+/// Reads until the gateway closes the connection by itself; the 10 s bound only guards
+/// a hang.
+async fn read_until_closed(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut out),
+    )
+    .await
+    .expect("the gateway never closed the connection")?;
+    Ok(out)
 }
 
 /// Sends raw bytes and returns the raw response head and body.
@@ -132,27 +153,14 @@ async fn garbage_requests_get_an_error_not_a_crash() {
 
 #[tokio::test]
 async fn idle_keep_alive_connection_is_closed_after_header_read_timeout() {
-    let up = MockUpstream::echo().await;
-    let yaml = format!(
-        "listen: 127.0.0.1:0\nserver:\n  header_read_timeout: 300ms\nupstreams:\n  - name: echo\n    targets: [{{url: \"{}\"}}]\nroutes:\n  - {{name: all, paths: [\"/\"], upstream: echo}}\n",
-        up.url()
-    );
-    let gw = TestGateway::start(&yaml).await;
+    let (gw, _up) = gateway_with_server("header_read_timeout: 300ms").await;
     let mut stream = TcpStream::connect(gw.addr).await.unwrap();
     stream
         .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
         .await
         .unwrap();
     let started = std::time::Instant::now();
-    let mut out = Vec::new();
-    // The server ends the idle connection by itself; the 10 s bound only guards a hang.
-    tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        stream.read_to_end(&mut out),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let out = read_until_closed(&mut stream).await.unwrap();
     assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200"));
     assert!(started.elapsed() >= std::time::Duration::from_millis(250));
 }
@@ -166,15 +174,7 @@ async fn slowloris_header_dribble_is_cut_off() {
         .await
         .unwrap();
     let started = std::time::Instant::now();
-    let mut out = Vec::new();
-    // The gateway hangs up by itself after header_read_timeout; 10 s only guards a hang.
-    tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        stream.read_to_end(&mut out),
-    )
-    .await
-    .unwrap()
-    .ok();
+    let out = read_until_closed(&mut stream).await.unwrap_or_default();
     assert!(
         !String::from_utf8_lossy(&out).contains("200 OK"),
         "an unfinished head must not be served"
