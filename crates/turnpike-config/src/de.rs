@@ -10,12 +10,22 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use serde_path_to_error::Segment;
 
-use crate::model::{Config, Listener, Route, Server, Upstream};
+use crate::model::{Auth, Config, Consumer, Listener, OAuth, Policies, Route, Server, Upstream};
 use crate::path;
 use crate::problem::Problem;
 use crate::yaml::describe;
 
-const SECTIONS: [&str; 5] = ["listen", "listeners", "server", "upstreams", "routes"];
+const SECTIONS: [&str; 9] = [
+    "listen",
+    "listeners",
+    "server",
+    "upstreams",
+    "routes",
+    "consumers",
+    "auth",
+    "oauth",
+    "policies",
+];
 
 /// The parts of the config that deserialized, and what is known about the parts that did
 /// not, so validation neither misses nor invents problems.
@@ -26,6 +36,7 @@ pub(crate) struct Parsed {
     pub(crate) listener_at: Vec<usize>,
     pub(crate) upstream_at: Vec<usize>,
     pub(crate) route_at: Vec<usize>,
+    pub(crate) consumer_at: Vec<usize>,
     /// Some listener setting was written but is broken, so "no listener" would be wrong.
     pub(crate) listeners_broken: bool,
     /// Names of upstreams that failed to deserialize, still valid route targets.
@@ -83,6 +94,18 @@ pub(crate) fn deserialize(root: &Value, problems: &mut Vec<Problem>) -> Option<P
     let (routes, at, _) = list::<Route>(root.get("routes"), "routes", problems);
     parsed.config.routes = routes;
     parsed.route_at = at;
+    let (consumers, at, _) = list::<Consumer>(root.get("consumers"), "consumers", problems);
+    parsed.config.consumers = consumers;
+    parsed.consumer_at = at;
+    if let Some(v) = root.get("auth") {
+        parsed.config.auth = one::<Auth>(v, "auth", problems).unwrap_or_default();
+    }
+    if let Some(v) = root.get("oauth") {
+        parsed.config.oauth = one::<Option<OAuth>>(v, "oauth", problems).flatten();
+    }
+    if let Some(v) = root.get("policies") {
+        parsed.config.policies = one::<Policies>(v, "policies", problems).unwrap_or_default();
+    }
     Some(parsed)
 }
 

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::units::{ByteSize, Duration};
 
+mod security;
+pub use security::*;
+
 /// A whole configuration file.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -27,6 +30,15 @@ pub struct Config {
     pub upstreams: Vec<Upstream>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<Route>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumers: Vec<Consumer>,
+    #[serde(default)]
+    pub auth: Auth,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<OAuth>,
+    /// Policies for every route.
+    #[serde(default)]
+    pub policies: Policies,
 }
 
 /// One socket the proxy accepts client connections on.
@@ -48,6 +60,9 @@ pub struct Listener {
 pub struct ListenerTls {
     /// Certificates chosen by SNI; the first one is served when SNI matches none.
     pub certificates: Vec<Certificate>,
+    /// Ask clients for certificates (mTLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_auth: Option<ClientAuth>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -135,6 +150,9 @@ pub struct Upstream {
     pub health: Health,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub circuit_breaker: Option<CircuitBreaker>,
+    /// CA and client certificate for `https://` targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<UpstreamTls>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -359,6 +377,15 @@ pub struct Route {
     pub request_headers: HeaderTransform,
     #[serde(default)]
     pub response_headers: HeaderTransform,
+    /// Who may call; replaces `policies.auth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<RouteAuth>,
+    /// Applied together with `policies.ip_rules`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_rules: Option<IpRules>,
+    /// Replaces `policies.cors`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Cors>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]

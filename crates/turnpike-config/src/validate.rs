@@ -5,6 +5,7 @@
 //! first. Routes are checked in [`routes`].
 
 mod routes;
+mod security;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -39,6 +40,7 @@ pub(crate) fn validate(parsed: &Parsed, index: &PathIndex) -> Vec<Problem> {
         c.upstream(at, upstream);
     }
     routes::check(&mut c, parsed);
+    security::check(&mut c, parsed);
     c.problems
 }
 

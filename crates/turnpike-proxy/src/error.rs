@@ -6,10 +6,12 @@
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
+use turnpike_policy::Denied;
+
 use crate::body::ResponseBody;
 
 /// Why the gateway answered instead of the upstream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GatewayError {
     #[error("no route matches this request")]
     NoRoute,
@@ -33,10 +35,13 @@ pub enum GatewayError {
     UpstreamProtocol,
     #[error("the upstream did not answer in time")]
     UpstreamTimeout,
+    /// A policy refused the request (auth, IP rules, CORS).
+    #[error("{}", .0.message)]
+    Denied(Box<Denied>),
 }
 
 impl GatewayError {
-    pub fn status(self) -> StatusCode {
+    pub fn status(&self) -> StatusCode {
         match self {
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -47,10 +52,11 @@ impl GatewayError {
             Self::NoHealthyTarget | Self::CircuitOpen => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamUnreachable | Self::UpstreamProtocol => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::Denied(d) => d.status,
         }
     }
 
-    pub fn code(self) -> &'static str {
+    pub fn code(&self) -> &'static str {
         match self {
             Self::NoRoute => "no_route",
             Self::BadRequest(_) => "bad_request",
@@ -63,6 +69,7 @@ impl GatewayError {
             Self::UpstreamUnreachable => "upstream_unreachable",
             Self::UpstreamProtocol => "upstream_protocol_error",
             Self::UpstreamTimeout => "upstream_timeout",
+            Self::Denied(d) => d.code,
         }
     }
 
@@ -81,6 +88,17 @@ impl GatewayError {
             HeaderValue::from_static("application/json"),
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Self::Denied(d) = &self {
+            if let Some(challenge) = &d.challenge {
+                headers.insert(header::WWW_AUTHENTICATE, challenge.clone());
+            }
+        }
         resp
+    }
+}
+
+impl From<Denied> for GatewayError {
+    fn from(d: Denied) -> Self {
+        Self::Denied(Box::new(d))
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! Start with [`Gateway::start`]; the order of the request path lives in [`pipeline`].
 
+mod access;
 pub mod body;
 pub mod error;
 pub mod forward;

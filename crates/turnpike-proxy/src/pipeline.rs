@@ -6,14 +6,18 @@
 //!  → limits (URI, headers, body size, framing)     check_limits
 //!  → route match (host, path, method, headers)     Snapshot::route
 //!  → pre-auth (request id, client IP)              serve
-//!  → request transform (path, forwarding, route)   upstream_headers
+//!  → IP rules, CORS preflight                      access::admit
+//!  → authenticate, authorize (scopes, groups)      access::admit
+//!  → request transform (path, forwarding, route,   upstream_headers
+//!    consumer identity)                            access::identify
 //!  → upstream select + forward (timeouts, retries) forward::forward
-//!  → response transform (hop-by-hop, Via, route)   downstream_response
+//!  → response transform (hop-by-hop, Via, route,   downstream_response
+//!    CORS)                                         access::decorate
 //!  → log (always, also on errors)                  handle
 //! ```
 //!
-//! Later phases (authenticate, authorize, rate limit, cache) slot in between route match
-//! and forward as policies.
+//! The OAuth server's own endpoints are answered before routing. Later phases (rate
+//! limit, cache) slot in between authorize and forward.
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -26,6 +30,9 @@ use http::{HeaderValue, Request, Response, StatusCode, Version, header};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 
+use turnpike_policy::request::ClientCert;
+
+use crate::access::{self, Admission, Admitted};
 use crate::body::{RequestBody, ResponseBody};
 use crate::error::GatewayError;
 use crate::forward::{self, Outgoing};
@@ -44,6 +51,8 @@ pub struct ConnCtx {
     pub tls: bool,
     /// The TLS server name the client asked for, lower-case.
     pub sni: Option<Box<str>>,
+    /// The verified client certificate (mTLS listeners).
+    pub client_cert: Option<ClientCert>,
     /// Held by everything this connection keeps running (itself, WebSocket tunnels), so a
     /// drain waits for all of it.
     pub alive: Alive,
@@ -99,12 +108,27 @@ async fn serve(
     if conn.sni.as_deref().is_some_and(|sni| sni != host) {
         return Err(GatewayError::MisdirectedRequest);
     }
+    if let Some(server) = &snap.security.oauth {
+        if server.owns_path(req.uri().path()) {
+            return Ok(access::oauth_endpoint(&snap.security, server, req).await);
+        }
+    }
     let path = req.uri().path();
     let (m, route) = snap
         .route(&host, path, req.method(), req.headers())
         .ok_or(GatewayError::NoRoute)?;
     let upstream = &snap.upstreams[route.upstream];
     let client_ip = headers::client_ip(conn.peer.ip(), req.headers(), &snap.server.trusted_proxies);
+    let admitted = match access::admit(&snap.security, route, conn, &req, client_ip).await {
+        Ok(Admission::Continue(admitted)) => admitted,
+        Ok(Admission::Respond(resp)) => return Ok(resp),
+        Err(err) => {
+            // A browser can only read a refusal that carries the CORS headers.
+            let mut resp = err.into_response(Some(request_id));
+            access::decorate(route, &Admitted::from_request(&req), resp.headers_mut());
+            return Ok(resp);
+        }
+    };
 
     let path_and_query = match route.upstream_path(&m, path) {
         // Unchanged path: share the client's bytes instead of copying them.
@@ -122,6 +146,12 @@ async fn serve(
         upgrade: upgrade.is_some(),
     };
     upstream_headers(snap, conn, route, &mut out, (parts.version, request_id));
+    access::identify(
+        &snap.security,
+        admitted.identity.as_ref(),
+        &mut out.headers,
+        &mut out.path_and_query,
+    );
     let hash = upstream.balancer.key_hash(&PickCtx {
         headers: &out.headers,
         client_ip,
@@ -140,7 +170,9 @@ async fn serve(
         (upstream.settings.idle_timeout, &conn.alive),
     )?;
     let body = |b| ResponseBody::upstream(b, upstream.settings.idle_timeout, held);
-    Ok(downstream_response(snap, route, resp, version, body))
+    let mut resp = downstream_response(snap, route, resp, version, body);
+    access::decorate(route, &admitted, resp.headers_mut());
+    Ok(resp)
 }
 
 /// The host the client asked for: the absolute-form or HTTP/2 authority, else `Host`.

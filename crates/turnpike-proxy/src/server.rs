@@ -501,6 +501,7 @@ fn spawn_connection(
         peer,
         tls: tls.is_some(),
         sni: None,
+        client_cert: None,
         alive,
     };
     tokio::spawn(serve_connection(
@@ -537,6 +538,13 @@ async fn serve_connection(
         .1
         .server_name()
         .map(|n| n.to_ascii_lowercase().into());
+    // Parsed once per connection; every request on it is from the same certificate.
+    conn.client_cert = tls_stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(|leaf| turnpike_policy::mtls::client_cert(leaf.as_ref()));
     builder
         .serve(TokioIo::new(tls_stream), Arc::new(conn), shutdown)
         .await;

@@ -12,6 +12,8 @@ use ipnet::IpNet;
 use turnpike_config::Config;
 use turnpike_config::model::{self, PathType};
 
+use turnpike_policy::{RoutePolicies, Security};
+
 use crate::headers::{self, InvalidHeader, Transform};
 use crate::router::{self, Conditions, Match, RouteSpec, Router, Segment};
 use crate::tls::{self, TlsError};
@@ -33,6 +35,8 @@ pub enum BuildError {
     ListenersChanged,
     #[error("route {route}: {message}")]
     Route { route: String, message: String },
+    #[error(transparent)]
+    Security(#[from] turnpike_policy::BuildError),
 }
 
 /// Limits and behaviour for every request.
@@ -75,6 +79,7 @@ pub struct RouteRt {
     patterns: Vec<Vec<Segment>>,
     pub request_headers: Transform,
     pub response_headers: Transform,
+    pub policies: RoutePolicies,
 }
 
 /// One config version, ready to serve.
@@ -86,6 +91,7 @@ pub struct Snapshot {
     pub router: Router,
     pub routes: Vec<RouteRt>,
     pub upstreams: Vec<Arc<Upstream>>,
+    pub security: Arc<Security>,
 }
 
 impl Snapshot {
@@ -113,10 +119,12 @@ impl Snapshot {
                 Upstream::build(u, &carry, same_name.map(|p| &**p)).map(Arc::new)
             })
             .collect::<Result<_, _>>()?;
+        let security = Arc::new(Security::build(cfg, previous.map(|p| &*p.security))?);
         let mut specs = Vec::with_capacity(cfg.routes.len());
         let mut routes = Vec::with_capacity(cfg.routes.len());
         for r in &cfg.routes {
-            let (spec, rt) = compile_route(r, &upstreams)?;
+            let (spec, mut rt) = compile_route(r, &upstreams)?;
+            rt.policies = RoutePolicies::build(r, cfg, &security);
             specs.push(spec);
             routes.push(rt);
         }
@@ -127,6 +135,7 @@ impl Snapshot {
             router: Router::new(&specs),
             routes,
             upstreams,
+            security,
         })
     }
 
@@ -243,6 +252,7 @@ fn compile_route(
         patterns,
         request_headers: Transform::compile(&r.request_headers)?,
         response_headers: Transform::compile(&r.response_headers)?,
+        policies: RoutePolicies::default(),
     };
     Ok((spec, rt))
 }

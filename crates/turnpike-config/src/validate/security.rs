@@ -1,0 +1,376 @@
+//! Security checks: consumers and credentials that are well-formed and unique, JWT
+//! providers whose keys cannot be confused, an OAuth server that can sign, and route
+//! policies that only name what exists.
+
+use std::collections::HashMap;
+
+use super::Checker;
+use crate::de::Parsed;
+use crate::lexical;
+use crate::model::{AuthMethod, Config, Cors, JwtProvider, OAuth, RouteAuth};
+
+pub(super) fn check(c: &mut Checker<'_>, parsed: &Parsed) {
+    let config = &parsed.config;
+    let consumers: Vec<(String, &crate::model::Consumer)> = config
+        .consumers
+        .iter()
+        .zip(&parsed.consumer_at)
+        .map(|(k, i)| (format!("consumers[{i}]"), k))
+        .collect();
+    c.unique_names(
+        "consumer",
+        consumers.iter().map(|(p, k)| (p.as_str(), k.name.as_str())),
+    );
+    credentials(c, &consumers);
+    let has_keys = consumers.iter().any(|(_, k)| !k.keys.is_empty());
+    auth(c, config, has_keys);
+    if let Some(oauth) = &config.oauth {
+        self::oauth(c, oauth, config);
+    }
+    if let Some(auth) = &config.policies.auth {
+        route_auth(c, "policies.auth", auth, config);
+    }
+    if let Some(cors) = &config.policies.cors {
+        self::cors(c, "policies.cors", cors);
+    }
+    for (route, i) in config.routes.iter().zip(&parsed.route_at) {
+        if let Some(auth) = &route.auth {
+            route_auth(c, &format!("routes[{i}].auth"), auth, config);
+        }
+        if let Some(cors) = &route.cors {
+            self::cors(c, &format!("routes[{i}].cors"), cors);
+        }
+    }
+}
+
+/// Key ids, usernames and certificate subjects each identify one consumer.
+fn credentials(c: &mut Checker<'_>, consumers: &[(String, &crate::model::Consumer)]) {
+    let mut key_ids: HashMap<&str, String> = HashMap::new();
+    let mut users: HashMap<&str, String> = HashMap::new();
+    let mut subjects: HashMap<&str, String> = HashMap::new();
+    for (at, consumer) in consumers {
+        for (i, key) in consumer.keys.iter().enumerate() {
+            let kat = format!("{at}.keys[{i}]");
+            if let Err(msg) = key_id(&key.id) {
+                c.err(format!("{kat}.id"), msg);
+            }
+            once(c, &mut key_ids, &key.id, format!("{kat}.id"), "key id");
+            if !is_key_hash(&key.hash) {
+                let msg =
+                    "expected `hmac-sha256:` and 64 hex digits, as `turnpike keys create` writes";
+                c.err(format!("{kat}.hash"), msg);
+            }
+            if let Some(at) = &key.expires_at {
+                if let Err(msg) = timestamp(at) {
+                    c.err(format!("{kat}.expires_at"), msg);
+                }
+            }
+        }
+        for (i, cred) in consumer.basic_auth.iter().enumerate() {
+            let bat = format!("{at}.basic_auth[{i}]");
+            if cred.username.is_empty() || cred.username.contains(':') {
+                c.err(
+                    format!("{bat}.username"),
+                    "a username must be non-empty and must not contain `:`",
+                );
+            }
+            once(
+                c,
+                &mut users,
+                &cred.username,
+                format!("{bat}.username"),
+                "username",
+            );
+            argon2_hash(c, format!("{bat}.password_hash"), &cred.password_hash);
+        }
+        for (i, subject) in consumer.certificates.iter().enumerate() {
+            let path = format!("{at}.certificates[{i}]");
+            once(c, &mut subjects, subject, path, "certificate subject");
+        }
+    }
+}
+
+fn once<'a>(
+    c: &mut Checker<'_>,
+    seen: &mut HashMap<&'a str, String>,
+    value: &'a str,
+    path: String,
+    what: &str,
+) {
+    if let Some(first) = seen.get(value) {
+        let line = c.line(first);
+        c.err(
+            path,
+            format!(
+                "{what} `{value}` is already used (line {line}); it must identify one consumer"
+            ),
+        );
+    } else {
+        seen.insert(value, path);
+    }
+}
+
+/// The identifier part of a generated key: 8 to 32 letters and digits.
+pub fn key_id(id: &str) -> Result<(), String> {
+    if (8..=32).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid key id {id:?}: expected 8 to 32 letters and digits"
+        ))
+    }
+}
+
+fn is_key_hash(hash: &str) -> bool {
+    hash.strip_prefix("hmac-sha256:")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+fn timestamp(value: &str) -> Result<(), String> {
+    value.parse::<jiff::Timestamp>().map(|_| ()).map_err(|e| {
+        format!("invalid time {value:?}: {e} (expected RFC 3339, e.g. 2027-01-31T00:00:00Z)")
+    })
+}
+
+fn argon2_hash(c: &mut Checker<'_>, path: String, hash: &str) {
+    if !(hash.starts_with("$argon2id$")
+        || hash.starts_with("$argon2i$")
+        || hash.starts_with("$argon2d$"))
+    {
+        c.err(
+            path,
+            "expected an argon2 hash in PHC format (`$argon2id$...`), as `turnpike hash-password` prints",
+        );
+    }
+}
+
+fn auth(c: &mut Checker<'_>, config: &Config, has_keys: bool) {
+    let auth = &config.auth;
+    match &auth.key_secret {
+        Some(secret) if secret.len() < 16 => c.err(
+            "auth.key_secret",
+            "the key secret must be at least 16 characters (32 random bytes recommended)",
+        ),
+        None if has_keys || auth.keys_file.is_some() => c.err(
+            "auth",
+            "API keys are configured but `auth.key_secret` is not set; keys are hashed with it",
+        ),
+        _ => {}
+    }
+    let headers = &auth.consumer_headers;
+    for (field, name) in [
+        ("id", &headers.id),
+        ("groups", &headers.groups),
+        ("credential", &headers.credential),
+        ("anonymous", &headers.anonymous),
+        ("scopes", &headers.scopes),
+    ] {
+        if let Err(msg) = lexical::header_name(name) {
+            c.err(format!("auth.consumer_headers.{field}"), msg);
+        }
+    }
+    if auth.key_auth.sources.is_empty() {
+        c.err(
+            "auth.key_auth.sources",
+            "list at least one place to read keys from",
+        );
+    }
+    for (i, source) in auth.key_auth.sources.iter().enumerate() {
+        if let crate::model::KeySource::Header(name) = source {
+            if let Err(msg) = lexical::header_name(name) {
+                c.err(format!("auth.key_auth.sources[{i}].header"), msg);
+            }
+        }
+    }
+    let paths: Vec<String> = (0..auth.jwt.len())
+        .map(|i| format!("auth.jwt[{i}]"))
+        .collect();
+    c.unique_names(
+        "JWT provider",
+        paths
+            .iter()
+            .zip(&auth.jwt)
+            .map(|(p, j)| (p.as_str(), j.name.as_str())),
+    );
+    for (i, provider) in auth.jwt.iter().enumerate() {
+        jwt(c, &format!("auth.jwt[{i}]"), provider);
+    }
+}
+
+fn jwt(c: &mut Checker<'_>, at: &str, p: &JwtProvider) {
+    if p.algorithms.is_empty() {
+        c.err(
+            format!("{at}.algorithms"),
+            "list the accepted algorithms (e.g. [RS256])",
+        );
+    }
+    let hmac = p.algorithms.iter().filter(|a| a.is_hmac()).count();
+    if hmac > 0 && hmac < p.algorithms.len() {
+        c.err(
+            format!("{at}.algorithms"),
+            "HS* and public-key algorithms cannot be mixed in one provider (a public key must never be usable as an HMAC secret); use two providers",
+        );
+    }
+    if p.keys.is_empty() && p.jwks_url.is_none() {
+        c.err(at.to_owned(), "a JWT provider needs `keys` or `jwks_url`");
+    }
+    if let Some(url) = &p.jwks_url {
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            c.err(
+                format!("{at}.jwks_url"),
+                "expected an http:// or https:// URL",
+            );
+        }
+        if hmac > 0 {
+            c.err(
+                format!("{at}.jwks_url"),
+                "HS* algorithms use `keys` with a `secret`, not a JWKS URL",
+            );
+        }
+    }
+    for (i, key) in p.keys.iter().enumerate() {
+        let kat = format!("{at}.keys[{i}]");
+        let given = [key.file.is_some(), key.jwk.is_some(), key.secret.is_some()];
+        if given.iter().filter(|g| **g).count() != 1 {
+            c.err(kat.clone(), "give exactly one of `file`, `jwk` or `secret`");
+        } else if key.secret.is_some() != (hmac > 0) {
+            let msg = if hmac > 0 {
+                "HS* algorithms verify with a `secret`"
+            } else {
+                "a `secret` only works with HS* algorithms"
+            };
+            c.err(kat.clone(), msg);
+        }
+        if key.secret.as_ref().is_some_and(|s| s.len() < 32) {
+            c.err(
+                format!("{kat}.secret"),
+                "an HMAC secret must be at least 32 characters",
+            );
+        }
+    }
+    for (claim, header) in &p.forward_claims {
+        if let Err(msg) = lexical::header_name(header) {
+            c.err(format!("{at}.forward_claims.{claim}"), msg);
+        }
+    }
+}
+
+fn oauth(c: &mut Checker<'_>, oauth: &OAuth, config: &Config) {
+    if !(oauth.issuer.starts_with("https://") || oauth.issuer.starts_with("http://")) {
+        c.err("oauth.issuer", "expected the issuer URL (https://...)");
+    }
+    if !oauth.path_prefix.starts_with('/') || oauth.path_prefix.ends_with('/') {
+        c.err(
+            "oauth.path_prefix",
+            "expected a path like `/oauth` (leading `/`, no trailing `/`)",
+        );
+    }
+    c.positive("oauth.token_ttl".to_owned(), oauth.token_ttl);
+    if oauth.signing_keys.is_empty() {
+        c.err("oauth.signing_keys", "list at least one signing key");
+    }
+    let mut kids: HashMap<&str, String> = HashMap::new();
+    for (i, key) in oauth.signing_keys.iter().enumerate() {
+        let at = format!("oauth.signing_keys[{i}]");
+        if key.algorithm.is_hmac() {
+            c.err(format!("{at}.algorithm"), "issued tokens are signed with a private key: use RS256, PS256, ES256, ES384 or EdDSA");
+        }
+        once(c, &mut kids, &key.kid, format!("{at}.kid"), "kid");
+    }
+    let mut ids: HashMap<&str, String> = HashMap::new();
+    for (i, client) in oauth.clients.iter().enumerate() {
+        let at = format!("oauth.clients[{i}]");
+        once(
+            c,
+            &mut ids,
+            &client.client_id,
+            format!("{at}.client_id"),
+            "client id",
+        );
+        argon2_hash(c, format!("{at}.secret_hash"), &client.secret_hash);
+        if let Some(name) = &client.consumer {
+            consumer_exists(c, format!("{at}.consumer"), name, config);
+        }
+    }
+}
+
+fn consumer_exists(c: &mut Checker<'_>, path: String, name: &str, config: &Config) {
+    if !config.consumers.iter().any(|k| k.name == name) {
+        c.err(path, format!("unknown consumer `{name}`"));
+    }
+}
+
+fn route_auth(c: &mut Checker<'_>, at: &str, auth: &RouteAuth, config: &Config) {
+    if auth.methods.is_empty() && auth.anonymous.is_none() {
+        c.err(
+            format!("{at}.methods"),
+            "list the accepted methods (key_auth, basic_auth, jwt, oauth, mtls)",
+        );
+    }
+    for (i, method) in auth.methods.iter().enumerate() {
+        let path = format!("{at}.methods[{i}]");
+        match method {
+            AuthMethod::Jwt if config.auth.jwt.is_empty() => {
+                c.err(path, "`jwt` needs at least one provider under `auth.jwt`");
+            }
+            AuthMethod::Oauth if config.oauth.is_none() => {
+                c.err(
+                    path,
+                    "`oauth` needs the `oauth` section (this gateway's token issuer)",
+                );
+            }
+            AuthMethod::Mtls
+                if !config
+                    .listeners
+                    .iter()
+                    .any(|l| l.tls.as_ref().is_some_and(|t| t.client_auth.is_some())) =>
+            {
+                c.err(path, "`mtls` needs a TLS listener with `client_auth`");
+            }
+            _ => {}
+        }
+    }
+    for (i, name) in auth.jwt_providers.iter().enumerate() {
+        if !config.auth.jwt.iter().any(|p| &p.name == name) {
+            c.err(
+                format!("{at}.jwt_providers[{i}]"),
+                format!("unknown JWT provider `{name}`"),
+            );
+        }
+    }
+    if let Some(name) = &auth.anonymous {
+        consumer_exists(c, format!("{at}.anonymous"), name, config);
+    }
+}
+
+fn cors(c: &mut Checker<'_>, at: &str, cors: &Cors) {
+    if cors.origins.is_empty() {
+        c.err(format!("{at}.origins"), "list the allowed origins (or `*`)");
+    }
+    for (i, origin) in cors.origins.iter().enumerate() {
+        if let Err(msg) = lexical::origin_pattern(origin) {
+            c.err(format!("{at}.origins[{i}]"), msg);
+        }
+    }
+    if cors.credentials && cors.origins.iter().any(|o| o == "*") {
+        c.err(
+            format!("{at}.credentials"),
+            "browsers refuse credentials with origin `*`; list the origins instead",
+        );
+    }
+    for (i, m) in cors.methods.iter().enumerate() {
+        if let Err(msg) = lexical::method(m) {
+            c.err(format!("{at}.methods[{i}]"), msg);
+        }
+    }
+    for (field, list) in [
+        ("headers", &cors.headers),
+        ("expose_headers", &cors.expose_headers),
+    ] {
+        for (i, h) in list.iter().enumerate() {
+            if let Err(msg) = lexical::header_name(h) {
+                c.err(format!("{at}.{field}[{i}]"), msg);
+            }
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The keys file that `turnpike keys ...` manages: API key hashes with their consumers,
+//! kept apart from the hand-written config so the CLI never rewrites a user's comments.
+//!
+//! Writes go to a temporary file in the same directory, then rename over the old one,
+//! so a crash or a concurrent reader never sees half a file.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use turnpike_config::model::ApiKey;
+
+use crate::key_auth::StoredKey;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeysFileError {
+    #[error("keys file {file}: {source}")]
+    Io {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("keys file {file}: {message}")]
+    Invalid { file: PathBuf, message: String },
+}
+
+/// One key and the consumer it belongs to.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FileKey {
+    pub consumer: String,
+    #[serde(flatten)]
+    pub key: ApiKey,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct KeysFile {
+    #[serde(default)]
+    pub keys: Vec<FileKey>,
+}
+
+impl KeysFile {
+    pub fn stored(&self) -> impl Iterator<Item = StoredKey<'_>> {
+        self.keys.iter().map(|k| StoredKey {
+            consumer: &k.consumer,
+            key: &k.key,
+        })
+    }
+}
+
+/// Reads the keys file; a file that does not exist yet holds no keys.
+pub fn read_or_empty(path: &Path) -> Result<KeysFile, KeysFileError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(KeysFile::default()),
+        Err(source) => {
+            return Err(KeysFileError::Io {
+                file: path.to_owned(),
+                source,
+            });
+        }
+    };
+    serde_json::from_str(&text).map_err(|e| KeysFileError::Invalid {
+        file: path.to_owned(),
+        message: format!("line {}, column {}: {e}", e.line(), e.column()),
+    })
+}
+
+/// Replaces the keys file atomically.
+pub fn write(path: &Path, file: &KeysFile) -> Result<(), KeysFileError> {
+    let io = |source| KeysFileError::Io {
+        file: path.to_owned(),
+        source,
+    };
+    let mut text = serde_json::to_string_pretty(file).map_err(|e| KeysFileError::Invalid {
+        file: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    text.push('\n');
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, text).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
