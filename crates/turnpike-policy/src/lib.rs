@@ -17,6 +17,7 @@ pub mod key_auth;
 pub mod keys_file;
 pub mod mtls;
 pub mod oauth;
+pub mod password;
 pub mod request;
 pub mod route;
 pub mod security;
