@@ -102,7 +102,7 @@ fn once<'a>(
         c.err(
             path,
             format!(
-                "{what} `{value}` is already used (line {line}); it must identify one consumer"
+                "{what} `{value}` is already used (line {line}); each must be unique"
             ),
         );
     } else {
