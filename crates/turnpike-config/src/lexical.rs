@@ -253,6 +253,34 @@ pub(crate) fn target_url(url: &str) -> Result<(), String> {
     }
 }
 
+/// A CORS origin: `*`, `scheme://host[:port]`, or that with one leading `*.` label.
+pub(crate) fn origin_pattern(origin: &str) -> Result<(), String> {
+    if origin == "*" {
+        return Ok(());
+    }
+    let expected = "expected `*`, an origin like https://app.example.com, or https://*.example.com";
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return Err(format!("invalid origin {origin:?}: {expected}"));
+    };
+    if !matches!(scheme, "http" | "https") || rest.is_empty() || rest.contains('/') {
+        return Err(format!(
+            "invalid origin {origin:?}: {expected} (no path, no trailing `/`)"
+        ));
+    }
+    let host = rest.strip_prefix("*.").unwrap_or(rest);
+    let host = host
+        .rsplit_once(':')
+        .map_or(host, |(h, p)| if p.parse::<u16>().is_ok() { h } else { "" });
+    if host.contains('*')
+        || hostname(host).is_err()
+            && host.parse::<std::net::IpAddr>().is_err()
+            && !host.starts_with('[')
+    {
+        return Err(format!("invalid origin {origin:?}: {expected}"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,32 +390,4 @@ mod tests {
         assert_eq!(header_value("a b\tc"), Ok(()));
         assert!(header_value("a\r\nb").is_err());
     }
-}
-
-/// A CORS origin: `*`, `scheme://host[:port]`, or that with one leading `*.` label.
-pub(crate) fn origin_pattern(origin: &str) -> Result<(), String> {
-    if origin == "*" {
-        return Ok(());
-    }
-    let expected = "expected `*`, an origin like https://app.example.com, or https://*.example.com";
-    let Some((scheme, rest)) = origin.split_once("://") else {
-        return Err(format!("invalid origin {origin:?}: {expected}"));
-    };
-    if !matches!(scheme, "http" | "https") || rest.is_empty() || rest.contains('/') {
-        return Err(format!(
-            "invalid origin {origin:?}: {expected} (no path, no trailing `/`)"
-        ));
-    }
-    let host = rest.strip_prefix("*.").unwrap_or(rest);
-    let host = host
-        .rsplit_once(':')
-        .map_or(host, |(h, p)| if p.parse::<u16>().is_ok() { h } else { "" });
-    if host.contains('*')
-        || hostname(host).is_err()
-            && host.parse::<std::net::IpAddr>().is_err()
-            && !host.starts_with('[')
-    {
-        return Err(format!("invalid origin {origin:?}: {expected}"));
-    }
-    Ok(())
 }

@@ -264,3 +264,15 @@ fn oauth_needs_asymmetric_keys_and_real_consumers() {
         "unknown consumer `ghost`",
     );
 }
+
+#[test]
+fn upstream_tls_needs_https_targets_and_a_whole_client_identity() {
+    let yaml = BASE.replace(
+        "    targets: [{url: \"http://127.0.0.1:9000\"}]\n",
+        "    targets: [{url: \"http://127.0.0.1:9000\"}]\n    tls: {ca: ca.pem, client_cert: c.pem}\n",
+    );
+    let all = printed(&yaml);
+    assert_eq!(all.len(), 2, "{}", all.join("\n"));
+    assert_has(&all, "5:10", "upstreams[0].tls", "give both or neither");
+    assert_has(&all, "5:10", "upstreams[0].tls", "has none");
+}

@@ -74,6 +74,8 @@ pub struct IdentityHeaders {
     pub credential: HeaderName,
     pub anonymous: HeaderName,
     pub scopes: HeaderName,
+    /// Headers JWT claims are forwarded in; stripped too, as a token may lack the claim.
+    pub claims: Vec<HeaderName>,
 }
 
 impl IdentityHeaders {
@@ -84,7 +86,14 @@ impl IdentityHeaders {
             credential: HeaderName::from_bytes(h.credential.as_bytes())?,
             anonymous: HeaderName::from_bytes(h.anonymous.as_bytes())?,
             scopes: HeaderName::from_bytes(h.scopes.as_bytes())?,
+            claims: Vec::new(),
         })
+    }
+
+    /// Adds the headers JWT claims are forwarded in.
+    pub fn with_claims(mut self, claims: Vec<HeaderName>) -> Self {
+        self.claims = claims;
+        self
     }
 
     /// Removes whatever the client sent in these headers; only the gateway sets them.
@@ -96,6 +105,9 @@ impl IdentityHeaders {
             &self.anonymous,
             &self.scopes,
         ] {
+            headers.remove(name);
+        }
+        for name in &self.claims {
             headers.remove(name);
         }
     }

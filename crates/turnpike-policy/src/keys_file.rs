@@ -87,6 +87,19 @@ pub fn write(path: &Path, file: &KeysFile) -> Result<(), KeysFileError> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, text).map_err(io)?;
+    write_private(&tmp, text.as_bytes()).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Creates the file readable by its owner only: the hashes are keyed by a secret, but
+/// there is no reason for other local users to read them.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }

@@ -12,6 +12,7 @@ pub mod consumer;
 pub mod cors;
 pub mod denied;
 pub mod ip_rules;
+pub mod jwks;
 pub mod jwt;
 pub mod key_auth;
 pub mod keys_file;

@@ -2,9 +2,9 @@
 //! passwords and OAuth client secrets. Verification costs milliseconds by design, so
 //! callers on the request path run it on the blocking pool and cache successes.
 
+use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 
 #[derive(Debug, thiserror::Error)]
 #[error("could not hash the secret: {0}")]
@@ -22,8 +22,11 @@ pub fn hash(secret: &str) -> Result<String, HashError> {
 
 /// Whether `secret` matches the PHC `hash`; a malformed hash matches nothing.
 pub fn verify(hash: &str, secret: &str) -> bool {
-    PasswordHash::new(hash)
-        .is_ok_and(|parsed| Argon2::default().verify_password(secret.as_bytes(), &parsed).is_ok())
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(secret.as_bytes(), &parsed)
+            .is_ok()
+    })
 }
 
 /// A valid hash of nothing anyone knows, verified against when the user is unknown so

@@ -41,6 +41,8 @@ pub struct Security {
     pub certificates: CertificateMap,
     pub identity_headers: IdentityHeaders,
     pub basic_realm: String,
+    /// The keys file this version was built from; the reload watcher follows it.
+    pub keys_file: Option<std::path::PathBuf>,
     /// Some route authenticates: identity headers from clients must be removed everywhere.
     pub active: bool,
 }
@@ -61,7 +63,12 @@ impl Security {
         let keys = KeyStore::build(&cfg.auth, inline.chain(from_file.stored()), &consumers)?;
         let active = cfg.policies.auth.is_some() || cfg.routes.iter().any(|r| r.auth.is_some());
         Ok(Self {
-            basic: BasicAuth::build(&cfg.consumers, &consumers, previous.map(|p| &p.basic)),
+            basic: BasicAuth::build(
+                &cfg.consumers,
+                &cfg.auth.basic_auth,
+                &consumers,
+                previous.map(|p| &p.basic),
+            ),
             jwt: JwtSet::build(&cfg.auth.jwt, previous.map(|p| &p.jwt))?,
             oauth: cfg
                 .oauth
@@ -70,8 +77,10 @@ impl Security {
                 .transpose()?,
             certificates: CertificateMap::build(&cfg.consumers, &consumers),
             identity_headers: IdentityHeaders::build(&cfg.auth.consumer_headers)
-                .or_else(|_| IdentityHeaders::build(&ConsumerHeaders::default()))?,
+                .or_else(|_| IdentityHeaders::build(&ConsumerHeaders::default()))?
+                .with_claims(crate::jwt::forwarded_headers(&cfg.auth.jwt)),
             basic_realm: cfg.auth.basic_auth.realm.clone(),
+            keys_file: cfg.auth.keys_file.as_ref().map(Into::into),
             consumers,
             keys,
             active,

@@ -162,6 +162,7 @@ async fn attempt_once(
         https: target.scheme == Scheme::HTTPS,
         authority: target.authority.clone(),
         http2,
+        tls: up.tls.clone(),
     };
     let conn = ConnSettings {
         connect_timeout: settings.connect_timeout,

@@ -1,6 +1,6 @@
 //! Hot reload from the config file: on demand (SIGHUP, wired by the binary) or by
-//! watching the file. A file that fails validation is logged with every error and the
-//! running config keeps serving.
+//! watching the file and the API keys file it names. A file that fails validation is
+//! logged with every error and the running config keeps serving.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,24 +36,64 @@ pub fn reload_and_log(shared: &Shared, path: &Path) {
     }
 }
 
-/// Polls the file's metadata and content; editors that replace the file (rename) are
-/// caught as well as in-place writes. Runs until the gateway stops.
+/// Polls the config file, and the keys file the running config names (`auth.keys_file`,
+/// which `turnpike keys ...` rewrites), and reloads when either changes. Contents are
+/// compared, so editors that replace the file (rename) are caught as well as in-place
+/// writes. Runs until the gateway stops.
 pub fn watch_file(shared: Arc<Shared>, path: PathBuf, every: Duration) {
     let handle = shared.control().clone();
     // Taken now, not in the task, so a change made right after this call is not missed.
     let mut last = std::fs::read(&path).ok();
+    let mut keys = KeysSeen::now(&shared);
     handle.spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             let now = tokio::fs::read(&path).await.ok();
-            if now != last && now.is_some() {
+            let config_changed = now != last && now.is_some();
+            if config_changed {
                 last = now;
+            }
+            let keys_changed = keys.changed(&shared).await;
+            if config_changed || keys_changed {
                 let (shared, path) = (shared.clone(), path.clone());
                 // Reading and compiling may touch the disk; keep it off the async threads.
                 let _ = tokio::task::spawn_blocking(move || reload_and_log(&shared, &path)).await;
             }
         }
     });
+}
+
+/// The keys file of the running config and its content when last looked at.
+struct KeysSeen {
+    path: Option<PathBuf>,
+    content: Option<Vec<u8>>,
+}
+
+impl KeysSeen {
+    fn now(shared: &Shared) -> Self {
+        let path = shared.snapshot().security.keys_file.clone();
+        let content = path.as_ref().and_then(|p| std::fs::read(p).ok());
+        Self { path, content }
+    }
+
+    /// Whether the keys file changed since the last look. The path is read from the
+    /// running snapshot each time, so a reload that names another file is followed (a
+    /// new path counts as a change: one extra reload is cheaper than a missed one). A
+    /// file that disappears is a change too: no file means no keys.
+    async fn changed(&mut self, shared: &Shared) -> bool {
+        let path = shared.snapshot().security.keys_file.clone();
+        let content = match &path {
+            Some(p) => tokio::fs::read(p).await.ok(),
+            None => None,
+        };
+        let changed = path != self.path || content != self.content;
+        if changed {
+            tracing::info!(file = %path.as_deref().unwrap_or(Path::new("")).display(), "keys file changed");
+        }
+        self.path = path;
+        self.content = content;
+        changed
+    }
 }

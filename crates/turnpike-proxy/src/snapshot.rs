@@ -17,6 +17,7 @@ use turnpike_policy::{RoutePolicies, Security};
 use crate::headers::{self, InvalidHeader, Transform};
 use crate::router::{self, Conditions, Match, RouteSpec, Router, Segment};
 use crate::tls::{self, TlsError};
+use crate::upstream::client::UpstreamTls;
 use crate::upstream::{InvalidTarget, StateCarry, Upstream};
 
 /// Why a config could not become a snapshot (things only checkable at run time, such as
@@ -29,6 +30,12 @@ pub enum BuildError {
     Header(#[from] InvalidHeader),
     #[error("listener {listener}: {source}")]
     Tls { listener: String, source: TlsError },
+    /// Boxed so that this error stays as small as with `Tls` alone.
+    #[error("upstream {upstream}: {source}")]
+    UpstreamTls {
+        upstream: String,
+        source: Box<TlsError>,
+    },
     #[error(
         "listeners (names, addresses, TLS on/off, http2) cannot change on reload; restart to apply"
     )]
@@ -116,9 +123,11 @@ impl Snapshot {
             .map(|u| {
                 let same_name =
                     previous.and_then(|s| s.upstreams.iter().find(|p| *p.name == *u.name));
-                Upstream::build(u, &carry, same_name.map(|p| &**p)).map(Arc::new)
+                let mut built = Upstream::build(u, &carry, same_name.map(|p| &**p))?;
+                built.tls = upstream_tls(u, same_name.and_then(|p| p.tls.as_ref()))?;
+                Ok(Arc::new(built))
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<_, BuildError>>()?;
         let security = Arc::new(Security::build(cfg, previous.map(|p| &*p.security))?);
         let mut specs = Vec::with_capacity(cfg.routes.len());
         let mut routes = Vec::with_capacity(cfg.routes.len());
@@ -171,6 +180,21 @@ fn server_settings(s: &model::Server) -> ServerSettings {
             .unwrap_or(HeaderName::from_static("x-request-id")),
         workers,
     }
+}
+
+/// The upstream's own TLS settings, read now so that unusable files fail the build.
+fn upstream_tls(
+    u: &model::Upstream,
+    previous: Option<&Arc<UpstreamTls>>,
+) -> Result<Option<Arc<UpstreamTls>>, BuildError> {
+    u.tls
+        .as_ref()
+        .map(|t| UpstreamTls::build(t, previous))
+        .transpose()
+        .map_err(|source| BuildError::UpstreamTls {
+            upstream: u.name.clone(),
+            source: Box::new(source),
+        })
 }
 
 fn listeners(cfg: &Config) -> Result<Vec<ListenerSpec>, BuildError> {

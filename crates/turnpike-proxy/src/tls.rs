@@ -6,18 +6,28 @@
 //! nothing claims, and clients without SNI, get the first certificate. Every file is read
 //! when a snapshot is built, so a reload picks up renewed certificates for new
 //! connections; a certificate whose key does not match fails the build, naming the files.
+//!
+//! A listener with `client_auth` asks clients for certificates and verifies them against
+//! its CA bundle (webpki): a `required` one refuses the handshake without a valid
+//! certificate; an optional one lets clients without a certificate in, and routes with
+//! the `mtls` auth method refuse them. The CA and PEM loaders here also serve the TLS
+//! settings of upstreams.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufReader;
 use std::sync::Arc;
 
-use rustls::InconsistentKeys;
 use rustls::client::verify_server_name;
+use rustls::crypto::CryptoProvider;
 use rustls::crypto::ring::sign::any_supported_type;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::server::{ClientHello, ParsedCertificate, ResolvesServerCert};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::{
+    ClientHello, ParsedCertificate, ResolvesServerCert, VerifierBuilderError, WebPkiClientVerifier,
+};
 use rustls::sign::CertifiedKey;
+use rustls::{InconsistentKeys, RootCertStore};
 use turnpike_config::model;
 
 /// A certificate or key that cannot be used, with the file it came from.
@@ -38,6 +48,22 @@ pub enum TlsError {
     BadKey { path: String, source: rustls::Error },
     #[error("{key} does not match the certificate in {cert}")]
     Mismatch { cert: String, key: String },
+    #[error("{path}: a CA certificate cannot be used: {source}")]
+    BadCa { path: String, source: rustls::Error },
+    #[error("{path}: cannot verify client certificates with these CAs: {source}")]
+    ClientAuth {
+        path: String,
+        source: VerifierBuilderError,
+    },
+    #[error("client certificate {cert} with key {key} cannot be used: {source}")]
+    ClientCert {
+        cert: String,
+        key: String,
+        // Boxed: every other variant is much smaller, and errors travel by value.
+        source: Box<rustls::Error>,
+    },
+    #[error("{path}: `client_cert` and `client_key` must be given together")]
+    Unpaired { path: String },
     #[error("TLS setup failed: {0}")]
     Rustls(#[from] rustls::Error),
 }
@@ -125,9 +151,10 @@ pub fn server_config(
         resolver.default.get_or_insert(key);
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = client_verifier(cfg.client_auth.as_ref(), &provider)?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_no_client_auth()
+        .with_client_cert_verifier(verifier)
         .with_cert_resolver(Arc::new(resolver));
     config.alpn_protocols = if http2 {
         vec![b"h2".to_vec(), b"http/1.1".to_vec()]
@@ -137,34 +164,81 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
-fn load_certified_key(cert: &model::Certificate) -> Result<CertifiedKey, TlsError> {
-    let open = |path: &str| {
-        File::open(path)
-            .map(BufReader::new)
-            .map_err(|source| TlsError::Read {
-                path: path.to_owned(),
-                source,
-            })
+/// Who may connect: anyone (no `client_auth`), or clients whose certificate chains to
+/// the CA bundle, optionally also clients without a certificate.
+fn client_verifier(
+    auth: Option<&model::ClientAuth>,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+    let Some(auth) = auth else {
+        return Ok(WebPkiClientVerifier::no_client_auth());
     };
-    let chain: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut open(&cert.cert)?)
+    let roots = load_roots(&auth.ca)?;
+    let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+    let builder = if auth.required {
+        builder
+    } else {
+        builder.allow_unauthenticated()
+    };
+    builder.build().map_err(|source| TlsError::ClientAuth {
+        path: auth.ca.clone(),
+        source,
+    })
+}
+
+fn open(path: &str) -> Result<BufReader<File>, TlsError> {
+    File::open(path)
+        .map(BufReader::new)
+        .map_err(|source| TlsError::Read {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// Every certificate in a PEM file; at least one.
+pub fn load_certs(path: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut open(path)?)
         .collect::<Result<_, _>>()
         .map_err(|source| TlsError::Read {
-            path: cert.cert.clone(),
+            path: path.to_owned(),
             source,
         })?;
-    if chain.is_empty() {
+    if certs.is_empty() {
         return Err(TlsError::NoCert {
-            path: cert.cert.clone(),
+            path: path.to_owned(),
         });
     }
-    let key = rustls_pemfile::private_key(&mut open(&cert.key)?)
+    Ok(certs)
+}
+
+/// The first private key in a PEM file.
+pub fn load_key(path: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
+    rustls_pemfile::private_key(&mut open(path)?)
         .map_err(|source| TlsError::Read {
-            path: cert.key.clone(),
+            path: path.to_owned(),
             source,
         })?
         .ok_or_else(|| TlsError::NoKey {
-            path: cert.key.clone(),
+            path: path.to_owned(),
+        })
+}
+
+/// A PEM CA bundle as trust anchors. Every certificate must be usable: one silently
+/// skipped would turn away the clients or upstreams it was meant to admit.
+pub fn load_roots(path: &str) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in load_certs(path)? {
+        roots.add(cert).map_err(|source| TlsError::BadCa {
+            path: path.to_owned(),
+            source,
         })?;
+    }
+    Ok(roots)
+}
+
+fn load_certified_key(cert: &model::Certificate) -> Result<CertifiedKey, TlsError> {
+    let chain = load_certs(&cert.cert)?;
+    let key = load_key(&cert.key)?;
     let signing = any_supported_type(&key).map_err(|source| TlsError::BadKey {
         path: cert.key.clone(),
         source,

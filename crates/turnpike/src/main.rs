@@ -8,7 +8,9 @@
 
 mod cli;
 mod demo;
+mod keys;
 mod logging;
+mod secrets;
 mod serve;
 
 use std::process::ExitCode;
@@ -21,16 +23,25 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     logging::init(cli.log_format, cli.log_level.as_deref());
+    // The gateway reports failures in its log; one-shot commands talk to a person.
+    let logs = matches!(cli.command, cli::Command::Serve(_) | cli::Command::Demo(_));
     let result = match cli.command {
         cli::Command::Validate(args) => serve::validate(&args.config),
         cli::Command::Serve(args) => serve::serve(&args),
         cli::Command::Demo(args) => demo::run(&args),
+        cli::Command::Keys(args) => keys::run(&args),
+        cli::Command::HashPassword => secrets::hash_password(),
+        cli::Command::Secret(args) => secrets::run(&args.command),
     };
     match result {
         Ok(code) => code,
-        Err(err) => {
+        Err(err) if logs => {
             // Logs go to stderr too; one line is enough.
             tracing::error!("{err:#}");
+            ExitCode::FAILURE
+        }
+        Err(err) => {
+            eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
     }

@@ -65,7 +65,7 @@ pub struct Auth {
     /// Server-side secret keying the API-key hashes; usually `${TURNPIKE_KEY_SECRET}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_secret: Option<String>,
-    /// YAML file of keys managed by `turnpike keys ...` (paths are relative to the working
+    /// JSON file of keys (hashes only) managed by `turnpike keys ...` (paths are relative to the working
     /// directory, like certificate paths).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keys_file: Option<String>,

@@ -22,6 +22,11 @@ pub(super) fn check(c: &mut Checker<'_>, parsed: &Parsed) {
         consumers.iter().map(|(p, k)| (p.as_str(), k.name.as_str())),
     );
     credentials(c, &consumers);
+    for (upstream, i) in config.upstreams.iter().zip(&parsed.upstream_at) {
+        if let Some(tls) = &upstream.tls {
+            upstream_tls(c, &format!("upstreams[{i}]"), tls, upstream);
+        }
+    }
     let has_keys = consumers.iter().any(|(_, k)| !k.keys.is_empty());
     auth(c, config, has_keys);
     if let Some(oauth) = &config.oauth {
@@ -101,9 +106,7 @@ fn once<'a>(
         let line = c.line(first);
         c.err(
             path,
-            format!(
-                "{what} `{value}` is already used (line {line}); each must be unique"
-            ),
+            format!("{what} `{value}` is already used (line {line}); each must be unique"),
         );
     } else {
         seen.insert(value, path);
@@ -372,5 +375,29 @@ fn cors(c: &mut Checker<'_>, at: &str, cors: &Cors) {
                 c.err(format!("{at}.{field}[{i}]"), msg);
             }
         }
+    }
+}
+
+fn upstream_tls(
+    c: &mut Checker<'_>,
+    at: &str,
+    tls: &crate::model::UpstreamTls,
+    upstream: &crate::model::Upstream,
+) {
+    if tls.client_cert.is_some() != tls.client_key.is_some() {
+        c.err(
+            format!("{at}.tls"),
+            "`client_cert` and `client_key` go together: give both or neither",
+        );
+    }
+    if !upstream
+        .targets
+        .iter()
+        .any(|t| t.url.starts_with("https://"))
+    {
+        c.err(
+            format!("{at}.tls"),
+            "`tls` applies to https:// targets, and this upstream has none",
+        );
     }
 }

@@ -144,7 +144,12 @@ impl Breaker {
 /// Probes every target of `upstream` until the next reload aborts the task (the new
 /// snapshot starts its own checks).
 pub async fn run_active_checks(upstream: Arc<Upstream>, cfg: model::ActiveHealth) {
-    let connector = match super::client::connector(cfg.timeout.as_std(), upstream.settings.http2) {
+    let tls = upstream.tls.as_deref();
+    let connector = match super::client::connector(
+        cfg.timeout.as_std(),
+        upstream.settings.http2,
+        tls,
+    ) {
         Ok(c) => c,
         Err(err) => {
             tracing::error!(upstream = &*upstream.name, error = %err, "active health checks disabled: no TLS");

@@ -132,6 +132,8 @@ pub struct Upstream {
     pub budget: Arc<RetryBudget>,
     pub breaker: Option<Arc<Breaker>>,
     pub active_health: Option<model::ActiveHealth>,
+    /// The upstream's own TLS settings (`tls`); set by the snapshot, which reads the files.
+    pub tls: Option<Arc<client::UpstreamTls>>,
     /// The settings `budget` and `breaker` were made from, so a reload that keeps them
     /// also keeps their state (an open breaker stays open, a spent budget stays spent).
     retries_cfg: model::Retries,
@@ -204,6 +206,7 @@ impl Upstream {
             retries_cfg: cfg.retries.clone(),
             breaker_cfg: cfg.circuit_breaker.clone(),
             active_health: cfg.health.active.clone(),
+            tls: None,
             name,
             targets,
         })

@@ -21,15 +21,17 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
-use super::client::tls_config;
+use super::client::{UpstreamTls, tls_config};
 use crate::body::RequestBody;
 
-/// Which connections can serve a request: same target, same protocol.
+/// Which connections can serve a request: same target, same protocol, same TLS settings.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PoolKey {
     pub https: bool,
     pub authority: Authority,
     pub http2: bool,
+    /// The upstream's own CA and client certificate; `None` for the system's roots.
+    pub tls: Option<Arc<UpstreamTls>>,
 }
 
 /// How connections to one upstream are made and kept.
@@ -291,7 +293,11 @@ async fn dial(key: &PoolKey, settings: ConnSettings) -> Result<Stream, SendError
             .to_owned(),
     )
     .map_err(|_| SendError::ServerName)?;
-    let connector = tokio_rustls::TlsConnector::from(alpn_config(key.http2)?);
+    let config = match &key.tls {
+        Some(tls) => tls.alpn(key.http2),
+        None => alpn_config(key.http2)?,
+    };
+    let connector = tokio_rustls::TlsConnector::from(config);
     let tls = tokio::time::timeout(settings.connect_timeout, connector.connect(name, tcp))
         .await
         .map_err(|_| SendError::ConnectTimeout)?
