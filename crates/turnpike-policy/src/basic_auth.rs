@@ -126,6 +126,12 @@ impl BasicAuth {
     }
 }
 
+/// Username and password of a `Basic` `Authorization` value; `None` for another scheme
+/// or a malformed value.
+pub fn parse(value: &[u8]) -> Option<(String, String)> {
+    decode(basic_credentials(value)?)
+}
+
 /// The credentials part of `Basic <credentials>` (scheme case-insensitive), or `None`
 /// for another scheme, which another method may accept.
 fn basic_credentials(value: &[u8]) -> Option<&[u8]> {

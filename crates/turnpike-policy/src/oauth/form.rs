@@ -42,6 +42,9 @@ impl fmt::Debug for Form {
     }
 }
 
+/// Most parameters one request may carry.
+const MAX_PARAMS: usize = 32;
+
 impl Form {
     /// Reads the body of an OAuth endpoint request; `None` is a body the proxy could not
     /// collect (too large or broken).
@@ -65,6 +68,11 @@ impl Form {
         let mut pairs: Vec<(String, String)> = Vec::new();
         let mut names: Vec<String> = Vec::new();
         for pair in text.split('&').filter(|p| !p.is_empty()) {
+            // OAuth requests carry a handful of parameters; a cap keeps the duplicate
+            // check below cheap whatever a client sends.
+            if names.len() == MAX_PARAMS {
+                return Err(FormError::Body);
+            }
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             let name = decode(name).ok_or(FormError::Body)?;
             let value = decode(value).ok_or(FormError::Body)?;
@@ -211,6 +219,12 @@ mod tests {
         assert!(matches!(
             Form::parse(b"scope=a&scope=b"),
             Err(FormError::Repeated)
+        ));
+        let many: Vec<String> = (0..=MAX_PARAMS).map(|i| format!("p{i}=x")).collect();
+        assert!(Form::parse(many[..MAX_PARAMS].join("&").as_bytes()).is_ok());
+        assert!(matches!(
+            Form::parse(many.join("&").as_bytes()),
+            Err(FormError::Body)
         ));
     }
 

@@ -16,7 +16,7 @@
 mod clients;
 mod discovery;
 mod endpoints;
-mod form;
+pub mod form;
 mod keys;
 mod revoked;
 mod token;
