@@ -42,7 +42,7 @@ fn fixture() -> &'static Fixture {
             runtime: tokio::runtime::Builder::new_current_thread()
                 .build()
                 .expect("runtime"),
-            jwt: JwtSet::build(&providers, None).expect("providers"),
+            jwt: JwtSet::build(&providers, None, None).expect("providers"),
             consumers: Consumers::default(),
         }
     })

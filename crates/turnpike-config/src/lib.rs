@@ -9,6 +9,7 @@
 //! semantic validation. Only YAML syntax errors stop early, since nothing after them can
 //! be trusted.
 
+pub mod certificate;
 mod de;
 mod env;
 pub mod error;

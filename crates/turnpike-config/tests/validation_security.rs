@@ -163,7 +163,12 @@ fn jwt_providers_cannot_mix_hmac_and_public_keys() {
         "auth.jwt[2].keys[0]",
         "exactly one of `file`, `jwk` or `secret`",
     );
-    assert_has(&all, "19:17", "auth.jwt[2].jwks_url", "http:// or https://");
+    assert_has(
+        &all,
+        "19:17",
+        "auth.jwt[2].jwks_url",
+        "expected an https:// URL",
+    );
     let none = format!(
         "{BASE}auth:\n  jwt:\n    - name: n\n      algorithms: [none]\n      jwks_url: https://x\n"
     );
@@ -172,6 +177,54 @@ fn jwt_providers_cannot_mix_hmac_and_public_keys() {
         "12:20",
         "auth.jwt[0].algorithms[0]",
         "unknown variant `none`",
+    );
+}
+
+#[test]
+fn jwks_urls_are_https_except_on_loopback_and_fetches_are_spaced() {
+    let provider = |name: &str, url: &str| {
+        format!("    - {{name: {name}, algorithms: [RS256], jwks_url: \"{url}\"}}\n")
+    };
+    let loopback = [
+        "http://localhost:8080/jwks",
+        "http://127.0.0.1/jwks",
+        "http://[::1]:9000/jwks",
+        "http://LocalHost:1/jwks",
+        "https://idp.example.com/jwks",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, url)| provider(&format!("ok{i}"), url))
+    .collect::<String>();
+    load(&format!("{BASE}auth:\n  jwt:\n{loopback}"));
+
+    let yaml = format!(
+        "{BASE}auth:
+  jwt:
+{}{}{}    - name: fast
+      algorithms: [RS256]
+      jwks_url: https://idp.example.com/jwks
+      jwks_min_interval: 500ms
+",
+        provider("plain", "http://idp.example.com/jwks"),
+        provider("sneaky", "http://localhost@evil.example/jwks"),
+        provider("lookalike", "http://127.0.0.1.evil.example/jwks"),
+    );
+    let all = printed(&yaml);
+    assert_eq!(all.len(), 4, "{}", all.join("\n"));
+    assert_has(
+        &all,
+        "11:52",
+        "auth.jwt[0].jwks_url",
+        "a machine in the middle could inject its own keys",
+    );
+    assert_has(&all, "12:53", "auth.jwt[1].jwks_url", "must be https://");
+    assert_has(&all, "13:56", "auth.jwt[2].jwks_url", "must be https://");
+    assert_has(
+        &all,
+        "17:26",
+        "auth.jwt[3].jwks_min_interval",
+        "must be at least 1s",
     );
 }
 
@@ -275,4 +328,148 @@ fn upstream_tls_needs_https_targets_and_a_whole_client_identity() {
     assert_eq!(all.len(), 2, "{}", all.join("\n"));
     assert_has(&all, "5:10", "upstreams[0].tls", "give both or neither");
     assert_has(&all, "5:10", "upstreams[0].tls", "has none");
+}
+
+#[test]
+fn identity_and_claim_headers_cannot_take_over_reserved_headers() {
+    let yaml = format!(
+        "{BASE}auth:
+  consumer_headers: {{id: x-forwarded-for, groups: content-length}}
+  jwt:
+    - name: idp
+      algorithms: [RS256]
+      jwks_url: https://idp.example.com/jwks
+      forward_claims: {{tenant: host, sub: x-request-id, email: x-user-email}}
+"
+    );
+    let all = printed(&yaml);
+    assert_eq!(all.len(), 4, "{}", all.join("\n"));
+    assert_has(
+        &all,
+        "10:26",
+        "auth.consumer_headers.id",
+        "cannot hold identity or claims",
+    );
+    assert_has(
+        &all,
+        "10:51",
+        "auth.consumer_headers.groups",
+        "frames the message",
+    );
+    assert_has(
+        &all,
+        "15:32",
+        "auth.jwt[0].forward_claims.tenant",
+        "frames the message",
+    );
+    assert_has(
+        &all,
+        "15:43",
+        "auth.jwt[0].forward_claims.sub",
+        "request-id",
+    );
+}
+
+/// Entries without a prefix are subjects; `dns:`, `email:`, `uri:` and `sha256:` entries
+/// are their own kinds, and duplicates are found in normal form (case, `:` pairs).
+#[test]
+fn certificate_entries_are_typed_and_unique_with_their_kind() {
+    let fp = "AB".repeat(32);
+    let yaml = format!(
+        "{BASE}consumers:
+  - name: alice
+    certificates: [\"CN=alice,O=Example\", \"dns:Api.Example.test\", \"sha256:{fp}\"]
+    certificate_issuer: \"CN=Clients CA,O=Example\"
+  - name: bob
+    certificates:
+      - \"cn=alice,o=Example\"
+      - DNS:api.example.test
+      - \"sha256:{pairs}\"
+      - billing.internal.test
+      - ops@example.test
+      - \"ftp:x\"
+      - \"sha256:abc\"
+      - \"CN=bob, O=Example\"
+      - \"email:CN=alice,O=Example\"
+    certificate_issuer: Clients CA
+  - name: carol
+    certificate_issuer: \"CN=Clients CA\"
+  - {{name: dave, certificates: [\"uri:spiffe://example.test/dave\", \"uri:dave\"]}}
+",
+        pairs = vec!["ab"; 32].join(":")
+    );
+    let all = printed(&yaml);
+    assert_eq!(all.len(), 12, "{}", all.join("\n"));
+    assert_has(
+        &all,
+        "15:9",
+        "consumers[1].certificates[0]",
+        "`CN=alice,O=Example` is already used (line 11)",
+    );
+    assert_has(
+        &all,
+        "16:9",
+        "consumers[1].certificates[1]",
+        "`dns:api.example.test` is already used (line 11)",
+    );
+    assert_has(
+        &all,
+        "17:9",
+        "consumers[1].certificates[2]",
+        "`sha256:abababab",
+    );
+    assert_has(
+        &all,
+        "18:9",
+        "consumers[1].certificates[3]",
+        "a DNS name is written `dns:billing.internal.test`",
+    );
+    assert_has(
+        &all,
+        "19:9",
+        "consumers[1].certificates[4]",
+        "an email address is written `email:ops@example.test`",
+    );
+    assert_has(
+        &all,
+        "20:9",
+        "consumers[1].certificates[5]",
+        "unknown prefix `ftp:`",
+    );
+    assert_has(
+        &all,
+        "21:9",
+        "consumers[1].certificates[6]",
+        "expected 64 hex digits",
+    );
+    assert_has(
+        &all,
+        "22:9",
+        "consumers[1].certificates[7]",
+        "` O` is not an attribute type",
+    );
+    assert_has(
+        &all,
+        "23:9",
+        "consumers[1].certificates[8]",
+        "expected an email address",
+    );
+    assert_has(
+        &all,
+        "24:25",
+        "consumers[1].certificate_issuer",
+        "invalid issuer DN: `Clients CA` is not `KEY=value`",
+    );
+    assert_has(
+        &all,
+        "26:25",
+        "consumers[2].certificate_issuer",
+        "but there are none",
+    );
+    assert_has(
+        &all,
+        "27:67",
+        "consumers[3].certificates[1]",
+        "a URI with a scheme",
+    );
 }

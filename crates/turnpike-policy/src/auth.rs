@@ -23,10 +23,11 @@ pub struct Identity {
     pub consumer: Arc<Consumer>,
     /// The credential's public identifier (key id, token subject, client id, username).
     pub credential: Option<HeaderValue>,
-    /// Scopes a token granted; `None` for credentials that carry no scopes.
-    pub scopes: Option<Vec<Box<str>>>,
+    /// Scopes a token granted; `None` for credentials that carry no scopes. Shared, like
+    /// `claims`, so an identity from the JWT cache is cloned without allocating.
+    pub scopes: Option<Arc<[Box<str>]>>,
     /// Extra upstream headers from token claims.
-    pub claims: Vec<(HeaderName, HeaderValue)>,
+    pub claims: Arc<[(HeaderName, HeaderValue)]>,
     pub anonymous: bool,
     /// Where the credential was, when it must not reach the upstream.
     pub hide: Option<Hide>,
@@ -45,6 +46,8 @@ pub enum Attempt {
     Absent,
     Valid(Identity),
     Invalid,
+    /// The credential could not be checked now (too many slow checks waiting): 503.
+    Busy,
 }
 
 /// A route's compiled `auth` policy.
@@ -149,6 +152,7 @@ impl RouteAuth {
                 Attempt::Absent => {}
                 Attempt::Valid(identity) => return Ok(identity),
                 Attempt::Invalid => return Err(self.invalid(req)),
+                Attempt::Busy => return Err(Denied::busy()),
             }
         }
         // A credential nobody recognised is a bad credential, not an anonymous caller.
@@ -157,7 +161,7 @@ impl RouteAuth {
                 consumer: consumer.clone(),
                 credential: None,
                 scopes: None,
-                claims: Vec::new(),
+                claims: Arc::default(),
                 anonymous: true,
                 hide: None,
             }),

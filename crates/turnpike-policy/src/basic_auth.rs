@@ -15,8 +15,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use http::HeaderValue;
 use http::header::AUTHORIZATION;
-use ring::digest::{SHA256, digest};
-use tokio::sync::Semaphore;
+use ring::hmac;
+use ring::rand::SystemRandom;
 use turnpike_config::model;
 
 use crate::auth::{Attempt, Hide, Identity};
@@ -104,7 +104,9 @@ impl BasicAuth {
         let hash = user.map_or_else(|| Arc::from(password::dummy_hash()), |u| u.hash.clone());
         // Verified even for an unknown user (against the dummy hash), so the refusal
         // takes as long as for a wrong password.
-        let matches = verify(hash, password).await;
+        let Ok(matches) = password::verify_limited(hash, password).await else {
+            return Attempt::Busy;
+        };
         match user {
             Some(user) if matches => {
                 self.cache.insert(key, &username, Instant::now());
@@ -119,7 +121,7 @@ impl BasicAuth {
             consumer: user.consumer.clone(),
             credential: user.credential.clone(),
             scopes: None,
-            claims: Vec::new(),
+            claims: Arc::default(),
             anonymous: false,
             hide: self.hide.then_some(Hide::Header(AUTHORIZATION)),
         })
@@ -152,31 +154,24 @@ fn decode(encoded: &[u8]) -> Option<(String, String)> {
     Some((user.to_owned(), pass.to_owned()))
 }
 
-/// Runs one argon2 check on the blocking pool, never more than one per CPU at a time.
-async fn verify(hash: Arc<str>, password: String) -> bool {
-    static LIMIT: OnceLock<Semaphore> = OnceLock::new();
-    let limit = LIMIT.get_or_init(|| {
-        Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
-    });
-    // The semaphore is never closed, so acquiring cannot fail; refuse if it ever does.
-    let Ok(_permit) = limit.acquire().await else {
-        return false;
-    };
-    tokio::task::spawn_blocking(move || password::verify(&hash, &password))
-        .await
-        .unwrap_or(false)
-}
-
-/// SHA-256 of `username:password`: enough to recognise credentials seen before without
-/// keeping anything that reveals the password.
+/// HMAC-SHA256 of `username:password` under a key made at start-up: enough to recognise
+/// credentials seen before, and, unlike a plain hash, of no use for guessing passwords
+/// from a memory dump.
 fn cache_key(username: &str, password: &str) -> [u8; 32] {
-    let mut input = Vec::with_capacity(username.len() + 1 + password.len());
-    input.extend_from_slice(username.as_bytes());
-    input.push(b':');
-    input.extend_from_slice(password.as_bytes());
-    let mut key = [0u8; 32];
-    key.copy_from_slice(digest(&SHA256, &input).as_ref());
-    key
+    static KEY: OnceLock<hmac::Key> = OnceLock::new();
+    let key = KEY.get_or_init(|| {
+        hmac::Key::generate(hmac::HMAC_SHA256, &SystemRandom::new())
+            // Start-up: no random numbers means no safe cache key; use a fixed one
+            // rather than fail every basic-auth request.
+            .unwrap_or_else(|_| hmac::Key::new(hmac::HMAC_SHA256, b"turnpike-basic-cache"))
+    });
+    let mut ctx = hmac::Context::with_key(key);
+    ctx.update(username.as_bytes());
+    ctx.update(b":");
+    ctx.update(password.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.sign().as_ref());
+    out
 }
 
 #[derive(Debug)]
@@ -292,6 +287,7 @@ mod tests {
                 })
                 .collect(),
             certificates: Vec::new(),
+            certificate_issuer: None,
         }
     }
 

@@ -96,19 +96,68 @@ impl IdentityHeaders {
         self
     }
 
-    /// Removes whatever the client sent in these headers; only the gateway sets them.
-    pub fn strip(&self, headers: &mut HeaderMap) {
-        for name in [
+    fn names(&self) -> impl Iterator<Item = &HeaderName> {
+        [
             &self.id,
             &self.groups,
             &self.credential,
             &self.anonymous,
             &self.scopes,
+        ]
+        .into_iter()
+        .chain(&self.claims)
+    }
+
+    /// Removes whatever the client sent in these headers; only the gateway sets them.
+    ///
+    /// Spellings with `_` for `-` go too: CGI-style upstreams (WSGI, Rack, PHP) read
+    /// `X_Consumer_Id` and `X-Consumer-Id` as the same variable.
+    pub fn strip(&self, headers: &mut HeaderMap) {
+        for name in self.names() {
+            headers.remove(name);
+        }
+        if !headers.keys().any(|k| k.as_str().contains('_')) {
+            return;
+        }
+        let forged: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| k.as_str().contains('_'))
+            .filter(|k| {
+                let dashed = k.as_str().replace('_', "-");
+                self.names().any(|n| n.as_str() == dashed)
+            })
+            .cloned()
+            .collect();
+        for name in forged {
+            headers.remove(name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_headers_are_stripped_in_every_spelling() {
+        let names = IdentityHeaders::build(&model::ConsumerHeaders::default())
+            .unwrap()
+            .with_claims(vec![HeaderName::from_static("x-user-email")]);
+        let mut h = HeaderMap::new();
+        for forged in [
+            "x-consumer-id",
+            "x_consumer_id",
+            "x_consumer-groups",
+            "x_user_email",
         ] {
-            headers.remove(name);
+            h.insert(
+                HeaderName::from_static(forged),
+                HeaderValue::from_static("admin"),
+            );
         }
-        for name in &self.claims {
-            headers.remove(name);
-        }
+        h.insert("x_other_thing", HeaderValue::from_static("kept"));
+        names.strip(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("x_other_thing"));
     }
 }

@@ -33,6 +33,17 @@ impl Denied {
         }
     }
 
+    /// Too many slow credential checks are in progress; the client should retry shortly
+    /// (the gateway adds `Retry-After`).
+    pub fn busy() -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "temporarily_unavailable",
+            message: "too many authentication attempts are in progress; retry shortly",
+            challenge: None,
+        }
+    }
+
     /// RFC 6750 §3.1: the token is fine but does not grant what the route needs.
     pub fn insufficient_scope(challenge: HeaderValue) -> Self {
         Self {

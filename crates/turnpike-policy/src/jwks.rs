@@ -8,7 +8,14 @@
 //! gateway runs one current-thread runtime per worker, so the task lands on the runtime
 //! of the request that needed it, and everything shared here is runtime-agnostic
 //! (atomics, a std mutex never held across `.await`, a watch channel).
+//!
+//! Every stored set carries a generation, bumped whenever a fetch brings a different
+//! document, so the verified-token cache can tell that the keys it relied on may be gone.
+//! A set whose refreshes keep failing is used for a while (an issuer outage must not lock
+//! every client out at once) but not forever: past [`Timing::max_stale`] it counts as no
+//! keys, since a key the issuer revoked in the meantime would otherwise stay trusted.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -21,6 +28,7 @@ use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use ring::digest::{SHA256, digest};
 use tokio::sync::watch;
 
 use crate::jwt::keys::{self, Family, VerifyKey};
@@ -29,6 +37,10 @@ use crate::jwt::keys::{self, Family, VerifyKey};
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest JWKS document accepted; real ones are a few KiB.
 const MAX_BODY: usize = 1024 * 1024;
+/// Shortest time a set whose refreshes fail stays in use (see [`Timing::max_stale`]).
+const MIN_STALE_LIMIT: Duration = Duration::from_secs(24 * 3600);
+/// A failing set stays in use for at least this many refresh periods.
+const STALE_REFRESHES: u32 = 24;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JwksError {
@@ -57,13 +69,33 @@ pub struct Timing {
     pub refresh: Duration,
     /// Least time between two fetches that are not scheduled refreshes.
     pub min_interval: Duration,
+    /// Age after which a set is no longer used, however its refreshes fail.
+    pub max_stale: Duration,
+}
+
+impl Timing {
+    /// `max_stale` is 24 h or 24 refresh periods, whichever is longer: long enough to
+    /// ride out an issuer outage, short enough that a revoked key does not live on.
+    pub fn new(refresh: Duration, min_interval: Duration) -> Self {
+        Self {
+            refresh,
+            min_interval,
+            max_stale: MIN_STALE_LIMIT.max(refresh.saturating_mul(STALE_REFRESHES)),
+        }
+    }
 }
 
 /// The keys of one fetched document.
 #[derive(Debug)]
 pub struct KeySet {
     pub keys: Vec<VerifyKey>,
+    /// Bumped whenever a fetch brings a different document than the set it replaces.
+    pub generation: u64,
+    /// SHA-256 of the document, to tell a changed document from a refetched one.
+    digest: [u8; 32],
     fetched: Instant,
+    /// Set once the too-old warning was logged, so it is logged once per set.
+    stale_warned: AtomicBool,
 }
 
 impl KeySet {
@@ -72,6 +104,16 @@ impl KeySet {
         self.keys
             .iter()
             .filter(move |k| k.kid.as_deref() == Some(kid))
+    }
+
+    fn new(keys: Vec<VerifyKey>, generation: u64, digest: [u8; 32]) -> Self {
+        Self {
+            keys,
+            generation,
+            digest,
+            fetched: Instant::now(),
+            stale_warned: AtomicBool::new(false),
+        }
     }
 }
 
@@ -123,18 +165,14 @@ impl Jwks {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The cached key set, fetched first if there is none yet. A stale set is still
-    /// returned while a background refresh replaces it.
+    /// The cached key set, fetched first if there is none yet (or only one past
+    /// `max_stale`). A stale set is still returned while a background refresh replaces it.
     pub async fn current(self: &Arc<Self>, timing: Timing) -> Option<Arc<KeySet>> {
-        if let Some(set) = self.keys.load_full() {
-            if set.fetched.elapsed() >= timing.refresh {
-                // Not awaited: this request goes on with the keys it has.
-                drop(self.start_fetch(timing.min_interval));
-            }
+        if let Some(set) = self.refreshed(timing) {
             return Some(set);
         }
         self.fetch_and_wait(timing.min_interval).await;
-        self.keys.load_full()
+        self.usable(timing)
     }
 
     /// After a token named a key the set lacks: fetch again, unless a fetch happened
@@ -142,7 +180,55 @@ impl Jwks {
     /// requests to the issuer), then return whatever set is current.
     pub async fn refetch(self: &Arc<Self>, timing: Timing) -> Option<Arc<KeySet>> {
         self.fetch_and_wait(timing.min_interval).await;
-        self.keys.load_full()
+        self.usable(timing)
+    }
+
+    /// The generation of the set [`Jwks::current`] would use, without waiting for any
+    /// fetch: for cache hits, which must not wait but must notice a key set change.
+    pub fn generation(self: &Arc<Self>, timing: Timing) -> Option<u64> {
+        // A guard rather than an `Arc` clone: this runs on every cache hit.
+        let guard = self.keys.load();
+        let set = guard.as_ref()?;
+        self.refresh_if_due(set, timing);
+        self.trusted(set, timing).then_some(set.generation)
+    }
+
+    /// The usable set, with a background refresh started when it is due.
+    fn refreshed(self: &Arc<Self>, timing: Timing) -> Option<Arc<KeySet>> {
+        let set = self.keys.load_full()?;
+        self.refresh_if_due(&set, timing);
+        self.trusted(&set, timing).then_some(set)
+    }
+
+    /// The stored set unless it is older than `max_stale`.
+    fn usable(&self, timing: Timing) -> Option<Arc<KeySet>> {
+        let set = self.keys.load_full()?;
+        self.trusted(&set, timing).then_some(set)
+    }
+
+    /// Starts a background refresh of a set older than `refresh`. Not awaited: the
+    /// request goes on with the keys it has.
+    fn refresh_if_due(self: &Arc<Self>, set: &KeySet, timing: Timing) {
+        if set.fetched.elapsed() >= timing.refresh {
+            drop(self.start_fetch(timing.min_interval));
+        }
+    }
+
+    /// Whether `set` is young enough to verify with; warns once when it no longer is.
+    fn trusted(&self, set: &KeySet, timing: Timing) -> bool {
+        let age = set.fetched.elapsed();
+        if age < timing.max_stale {
+            return true;
+        }
+        if !set.stale_warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                url = %self.url,
+                age_secs = age.as_secs(),
+                "JWKS refreshes keep failing and the last good keys are too old to trust; \
+                 this issuer's tokens are refused until a fetch succeeds"
+            );
+        }
+        false
     }
 
     async fn fetch_and_wait(self: &Arc<Self>, min_interval: Duration) {
@@ -191,12 +277,12 @@ impl Jwks {
             Err(_) => Err(JwksError::Timeout(FETCH_TIMEOUT)),
         };
         match result {
-            Ok(keys) => {
-                tracing::debug!(url = %self.url, keys = keys.len(), "JWKS fetched");
-                self.keys.store(Some(Arc::new(KeySet {
-                    keys,
-                    fetched: Instant::now(),
-                })));
+            Ok((keys, digest)) => {
+                let generation = next_generation(self.keys.load().as_deref(), &digest);
+                tracing::debug!(url = %self.url, keys = keys.len(), generation, "JWKS fetched");
+                // One fetch runs at a time (`in_flight`), so this load-then-store is no race.
+                let set = KeySet::new(keys, generation, digest);
+                self.keys.store(Some(Arc::new(set)));
             }
             Err(error) => {
                 let kept = self.keys.load().is_some();
@@ -205,17 +291,28 @@ impl Jwks {
         }
     }
 
-    /// Installs a key set directly (tests of the verifier that need no server).
+    /// Installs a key set directly (tests of the verifier that need no server), as a
+    /// changed document: the generation goes up.
     #[cfg(test)]
     pub(crate) fn preload(&self, keys: Vec<VerifyKey>) {
-        self.keys.store(Some(Arc::new(KeySet {
-            keys,
-            fetched: Instant::now(),
-        })));
+        let generation = self.keys.load().as_ref().map_or(1, |s| s.generation + 1);
+        let set = KeySet::new(keys, generation, [0; 32]);
+        self.keys.store(Some(Arc::new(set)));
     }
 }
 
-async fn fetch(uri: &Uri) -> Result<Vec<VerifyKey>, JwksError> {
+/// The generation of a set fetched as `digest`: unchanged for the same document, so a
+/// scheduled refresh does not send every cached token back to verification.
+fn next_generation(old: Option<&KeySet>, digest: &[u8; 32]) -> u64 {
+    match old {
+        Some(old) if old.digest == *digest => old.generation,
+        Some(old) => old.generation.wrapping_add(1),
+        None => 1,
+    }
+}
+
+/// The keys of the document at `uri`, and the document's SHA-256.
+async fn fetch(uri: &Uri) -> Result<(Vec<VerifyKey>, [u8; 32]), JwksError> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(FETCH_TIMEOUT));
@@ -246,7 +343,9 @@ async fn fetch(uri: &Uri) -> Result<Vec<VerifyKey>, JwksError> {
         .await
         .map_err(|e| JwksError::Body(e.to_string()))?
         .to_bytes();
-    parse(&body)
+    let mut sha = [0u8; 32];
+    sha.copy_from_slice(digest(&SHA256, &body).as_ref());
+    Ok((parse(&body)?, sha))
 }
 
 /// The signature keys of a JWKS document. Keys this gateway cannot use (encryption
@@ -327,10 +426,7 @@ mod tests {
     async fn failures_are_rate_limited_and_keep_nothing_they_did_not_have() {
         // Port 9 on localhost: nothing listens, the fetch fails fast.
         let jwks = Jwks::new("http://127.0.0.1:9/jwks").unwrap();
-        let timing = Timing {
-            refresh: Duration::from_secs(3600),
-            min_interval: Duration::from_secs(60),
-        };
+        let timing = Timing::new(Duration::from_secs(3600), Duration::from_secs(60));
         assert!(jwks.current(timing).await.is_none());
         let first = jwks.state().last_attempt;
         assert!(first.is_some());
@@ -338,5 +434,42 @@ mod tests {
         assert!(jwks.refetch(timing).await.is_none());
         assert_eq!(jwks.state().last_attempt, first);
         assert!(jwks.state().in_flight.is_none());
+    }
+
+    #[test]
+    fn only_a_changed_document_bumps_the_generation() {
+        assert_eq!(next_generation(None, &[1; 32]), 1);
+        let set = KeySet::new(Vec::new(), 7, [1; 32]);
+        assert_eq!(next_generation(Some(&set), &[1; 32]), 7);
+        assert_eq!(next_generation(Some(&set), &[2; 32]), 8);
+    }
+
+    #[test]
+    fn the_stale_limit_is_a_day_or_24_refreshes() {
+        let minute = Duration::from_secs(60);
+        assert_eq!(Timing::new(minute, minute).max_stale, MIN_STALE_LIMIT);
+        let long = Timing::new(Duration::from_secs(7200), minute);
+        assert_eq!(long.max_stale, Duration::from_secs(48 * 3600));
+    }
+
+    #[tokio::test]
+    async fn a_set_too_old_to_trust_counts_as_no_keys() {
+        let jwks = Jwks::new("http://127.0.0.1:9/jwks").unwrap();
+        let timing = Timing {
+            refresh: Duration::from_secs(3600),
+            min_interval: Duration::from_secs(3600),
+            max_stale: Duration::from_millis(50),
+        };
+        jwks.preload(Vec::new());
+        let generation = jwks.generation(timing);
+        assert_eq!(generation, Some(1));
+        assert!(jwks.current(timing).await.is_some());
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        // The fetch that would replace it fails (nothing listens on port 9).
+        assert!(jwks.current(timing).await.is_none());
+        assert!(jwks.refetch(timing).await.is_none());
+        assert_eq!(jwks.generation(timing), None);
+        jwks.preload(Vec::new());
+        assert_eq!(jwks.generation(timing), Some(2), "a new set is used again");
     }
 }

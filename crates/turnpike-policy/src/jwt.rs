@@ -4,12 +4,16 @@
 //!
 //! The provider is picked by the token's (unverified) `iss`, so a token from an issuer
 //! no provider of the route claims is `Absent` and the route's other methods (the
-//! gateway's own OAuth tokens, say) may try it. Everything else that is wrong with a
-//! token is `Invalid`. The signature algorithm must be one the provider lists and one
-//! the key is for, so `none` and HMAC-with-a-public-key never verify.
+//! gateway's own OAuth tokens, say) may try it. A provider without an `issuer` claims
+//! every token except those of this gateway's own OAuth server: otherwise it would
+//! claim them, fail them, and end the search with a 401 before the `oauth` method could
+//! accept them. Everything else that is wrong with a token is `Invalid`. The signature
+//! algorithm must be one the provider lists and one the key is for, so `none` and
+//! HMAC-with-a-public-key never verify.
 //!
 //! Verified tokens are cached (see [`cache`]): checking an RS256 signature on every
-//! request would cost more than proxying the request.
+//! request would cost more than proxying the request. A token a JWKS key verified is
+//! taken from the cache only while that key set is still the provider's current one.
 
 pub mod cache;
 pub mod keys;
@@ -25,7 +29,7 @@ use jsonwebtoken::{Algorithm, Header, Validation};
 use serde_json::{Map, Value};
 use turnpike_config::model;
 
-use self::cache::TokenCache;
+use self::cache::{Entry, KeySource, TokenCache};
 use self::keys::{Family, KeyError, VerifyKey};
 use crate::auth::{Attempt, Identity};
 use crate::consumer::Consumers;
@@ -55,6 +59,8 @@ pub enum JwtError {
 #[derive(Debug)]
 pub struct JwtSet {
     providers: Vec<Provider>,
+    /// The `issuer` of this gateway's OAuth server, whose tokens the `oauth` method judges.
+    own_issuer: Option<Box<str>>,
     cache: TokenCache,
 }
 
@@ -62,6 +68,7 @@ impl Default for JwtSet {
     fn default() -> Self {
         Self {
             providers: Vec::new(),
+            own_issuer: None,
             cache: TokenCache::new(CACHE_CAPACITY),
         }
     }
@@ -92,11 +99,13 @@ struct Unverified {
 }
 
 impl JwtSet {
-    /// Compiles the providers; JWKS caches of `previous` with the same URL are kept, so
-    /// a reload does not refetch them. The verified-token cache starts empty, since the
-    /// new config may trust different keys.
+    /// Compiles the providers; `own_issuer` is the issuer of this gateway's OAuth server,
+    /// if it runs one. JWKS caches of `previous` with the same URL are kept, so a reload
+    /// does not refetch them. The verified-token cache starts empty, since the new config
+    /// may trust different keys.
     pub fn build(
         providers: &[model::JwtProvider],
+        own_issuer: Option<&str>,
         previous: Option<&JwtSet>,
     ) -> Result<Self, JwtError> {
         let mut by_url: HashMap<&str, Arc<Jwks>> = previous
@@ -125,6 +134,7 @@ impl JwtSet {
         }
         Ok(Self {
             providers: built,
+            own_issuer: own_issuer.map(Into::into),
             cache: TokenCache::new(CACHE_CAPACITY),
         })
     }
@@ -142,25 +152,32 @@ impl JwtSet {
             return Attempt::Absent;
         };
         let digest = cache::token_digest(token);
-        if let Some((index, identity)) = self.cache.get(&digest, now) {
-            if self.is_allowed(index, allowed) {
-                return Attempt::Valid(identity);
+        if let Some(hit) = self.cache.get(&digest, now) {
+            if self.is_allowed(hit.provider, allowed) && self.still_trusted(&hit) {
+                return Attempt::Valid(hit.identity);
             }
         }
         let Some(unverified) = Unverified::read(token) else {
             return Attempt::Invalid;
         };
+        let own_issuer = self.own_issuer.as_deref();
         let mut claimed = false;
         for (index, provider) in self.providers.iter().enumerate() {
-            if !self.is_allowed(index, allowed) || !provider.claims_issuer(&unverified) {
+            if !self.is_allowed(index, allowed) || !provider.claims_issuer(&unverified, own_issuer)
+            {
                 continue;
             }
             claimed = true;
-            if let Some((identity, expires)) =
+            if let Some((identity, expires, keys)) =
                 provider.verify(token, &unverified, consumers, now).await
             {
-                self.cache
-                    .insert(digest, index, identity.clone(), expires, now);
+                let entry = Entry {
+                    identity: identity.clone(),
+                    provider: index,
+                    keys,
+                    expires,
+                };
+                self.cache.insert(digest, entry, now);
                 return Attempt::Valid(identity);
             }
         }
@@ -168,6 +185,18 @@ impl JwtSet {
             Attempt::Invalid
         } else {
             Attempt::Absent
+        }
+    }
+
+    /// Whether the keys that verified a cached token are still in use. A JWKS set that
+    /// changed (or is too old to trust) may no longer hold the key: verify again.
+    fn still_trusted(&self, hit: &Entry) -> bool {
+        match hit.keys {
+            KeySource::Configured => true,
+            KeySource::Jwks(generation) => {
+                let provider = self.providers.get(hit.provider);
+                provider.and_then(|p| p.jwks.as_ref()?.generation(p.timing)) == Some(generation)
+            }
         }
     }
 
@@ -250,10 +279,7 @@ impl Provider {
             issuer: p.issuer.as_deref().map(Into::into),
             keys,
             jwks,
-            timing: jwks::Timing {
-                refresh: p.jwks_refresh.as_std(),
-                min_interval: p.jwks_min_interval.as_std(),
-            },
+            timing: jwks::Timing::new(p.jwks_refresh.as_std(), p.jwks_min_interval.as_std()),
             validation: validation(p),
             leeway: i64::try_from(p.leeway.as_std().as_secs()).unwrap_or(i64::MAX),
             required_claims: p
@@ -268,66 +294,69 @@ impl Provider {
         })
     }
 
-    /// A provider with an issuer takes only that issuer's tokens; one without takes any.
-    fn claims_issuer(&self, token: &Unverified) -> bool {
+    /// A provider with an issuer takes only that issuer's tokens; one without takes any
+    /// but those of this gateway's own OAuth server (`own_issuer`).
+    fn claims_issuer(&self, token: &Unverified, own_issuer: Option<&str>) -> bool {
         match &self.issuer {
             Some(issuer) => token.issuer.as_deref() == Some(&**issuer),
-            None => true,
+            None => own_issuer.is_none_or(|own| token.issuer.as_deref() != Some(own)),
         }
     }
 
-    /// The identity of a token this provider accepts, and when the token stops being
-    /// accepted; `None` for any failure (the reason is logged, the token never).
+    /// The identity of a token this provider accepts, when the token stops being
+    /// accepted, and which keys verified it; `None` for any failure (the reason is
+    /// logged, the token never).
     async fn verify(
         &self,
         token: &str,
         unverified: &Unverified,
         consumers: &Consumers,
         now: i64,
-    ) -> Option<(Identity, i64)> {
+    ) -> Option<(Identity, i64, KeySource)> {
         let alg = unverified.header.alg;
         if !self.algorithms.contains(&alg) {
             tracing::debug!(provider = %self.name, ?alg, "JWT algorithm not accepted");
             return None;
         }
-        let claims = self
+        let (claims, keys) = self
             .verified_claims(token, alg, unverified.header.kid.as_deref())
             .await?;
         let expires = self.check_claims(&claims, now)?;
         let identity = self.identity(&claims, consumers)?;
-        Some((identity, expires))
+        Some((identity, expires, keys))
     }
 
-    /// The claims of a token whose signature one of the fitting keys verifies.
+    /// The claims of a token whose signature one of the fitting keys verifies, and
+    /// where that key came from.
     async fn verified_claims(
         &self,
         token: &str,
         alg: Algorithm,
         kid: Option<&str>,
-    ) -> Option<Map<String, Value>> {
+    ) -> Option<(Map<String, Value>, KeySource)> {
         let mut validation = self.validation.clone();
         validation.algorithms = vec![alg];
-        let fits = |k: &&VerifyKey| k.fits(alg);
+        let fits = |(k, _): &(&VerifyKey, KeySource)| k.fits(alg);
         // `&mut dyn`, because the callers' iterators differ in type.
-        let try_keys = |keys: &mut dyn Iterator<Item = &VerifyKey>| {
-            keys.map(|k| decode(token, k, &validation, &self.name))
+        let try_keys = |keys: &mut dyn Iterator<Item = (&VerifyKey, KeySource)>| {
+            keys.map(|(k, source)| Some((decode(token, k, &validation, &self.name)?, source)))
                 .find(Option::is_some)
                 .flatten()
         };
+        let configured = || self.keys.iter().map(|k| (k, KeySource::Configured));
         let Some(kid) = kid else {
             let set = self.key_set().await;
-            let fetched = set.iter().flat_map(|s| s.keys.iter());
-            return try_keys(&mut self.keys.iter().chain(fetched).filter(fits));
+            return try_keys(&mut configured().chain(fetched(&set, None)).filter(fits));
         };
-        let named = |k: &&VerifyKey| k.kid.as_deref() == Some(kid);
+        let named = |k: &VerifyKey| k.kid.as_deref() == Some(kid);
         // A kid among the configured keys needs no JWKS (nor a fetch of it).
-        let configured = self.keys.iter().any(|k| named(&k));
-        let mut set = if configured {
+        let is_configured = self.keys.iter().any(named);
+        let mut set = if is_configured {
             None
         } else {
             self.key_set().await
         };
-        let known = configured
+        let known = is_configured
             || set
                 .as_ref()
                 .is_some_and(|s| s.with_kid(kid).next().is_some());
@@ -336,13 +365,15 @@ impl Provider {
                 set = jwks.refetch(self.timing).await;
             }
         }
-        let fetched = set.iter().flat_map(|s| s.with_kid(kid));
-        let mut exact = self.keys.iter().filter(named).chain(fetched).filter(fits);
-        if let Some(claims) = try_keys(&mut exact) {
-            return Some(claims);
+        let mut exact = configured()
+            .filter(|(k, _)| named(k))
+            .chain(fetched(&set, Some(kid)))
+            .filter(fits);
+        if let Some(found) = try_keys(&mut exact) {
+            return Some(found);
         }
         // A configured key without a `kid` stands for whatever kid the issuer uses.
-        try_keys(&mut self.keys.iter().filter(|k| k.kid.is_none()).filter(fits))
+        try_keys(&mut configured().filter(|(k, _)| k.kid.is_none()).filter(fits))
     }
 
     async fn key_set(&self) -> Option<Arc<jwks::KeySet>> {
@@ -396,7 +427,7 @@ impl Provider {
                 .filter_map(Value::as_str)
                 .map(Into::into)
                 .collect(),
-            _ => Vec::new(),
+            _ => Arc::default(),
         };
         let forwarded = self
             .forward
@@ -414,6 +445,20 @@ impl Provider {
             hide: None,
         })
     }
+}
+
+/// The keys of a fetched set (those named `kid`, when given), tagged with its generation.
+fn fetched<'a>(
+    set: &'a Option<Arc<jwks::KeySet>>,
+    kid: Option<&'a str>,
+) -> impl Iterator<Item = (&'a VerifyKey, KeySource)> + 'a {
+    set.iter().flat_map(move |s| {
+        let source = KeySource::Jwks(s.generation);
+        s.keys
+            .iter()
+            .filter(move |k| kid.is_none_or(|kid| k.kid.as_deref() == Some(kid)))
+            .map(move |k| (k, source))
+    })
 }
 
 /// What `jsonwebtoken` checks for us: the signature, `iss` and `aud`.

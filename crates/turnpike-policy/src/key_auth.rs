@@ -149,10 +149,12 @@ impl KeyStore {
                 ),
                 None => None,
             };
-            let consumer = consumers
-                .get(consumer)
-                .cloned()
-                .ok_or_else(|| bad(format!("unknown consumer `{consumer}`")))?;
+            let Some(consumer) = consumers.get(consumer).cloned() else {
+                // A consumer removed from the config takes its keys with it. Refusing the
+                // reload instead would keep the removed consumer's keys working.
+                tracing::warn!(key_id = %key.id, consumer, "API key of an unknown consumer ignored");
+                continue;
+            };
             let id_value = HeaderValue::from_str(&key.id).map_err(|_| bad("invalid id".into()))?;
             let entry = Entry {
                 consumer,
@@ -221,7 +223,7 @@ impl KeyStore {
                 consumer: entry.consumer.clone(),
                 credential: Some(entry.id_value.clone()),
                 scopes: None,
-                claims: Vec::new(),
+                claims: Arc::default(),
                 anonymous: false,
                 hide: self.hide.then_some(hide),
             }),

@@ -4,14 +4,19 @@
 use std::net::IpAddr;
 
 use http::{HeaderMap, Method, Uri};
+use turnpike_config::certificate::CertificateName;
 
 /// A verified client certificate, parsed once per connection.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientCert {
     /// Subject distinguished name in RFC 4514 form (`CN=alice,O=Example`).
     pub subject: String,
-    /// DNS, email and URI subject alternative names.
-    pub names: Vec<String>,
+    /// Issuer distinguished name in the same form: the subject of the CA that signed it.
+    pub issuer: String,
+    /// Every name the certificate can be matched by, each with its kind, most specific
+    /// first: the fingerprint, the subject, then the DNS, email and URI subject
+    /// alternative names in the certificate's order.
+    pub names: Vec<CertificateName>,
     /// SHA-256 of the DER certificate, lower-case hex.
     pub fingerprint: String,
 }

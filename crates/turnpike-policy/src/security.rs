@@ -11,6 +11,7 @@ use turnpike_config::model::ConsumerHeaders;
 
 use crate::basic_auth::BasicAuth;
 use crate::consumer::{Consumers, IdentityHeaders};
+use crate::ip_rules::IpRules;
 use crate::jwt::{JwtError, JwtSet};
 use crate::key_auth::{KeyStore, KeyStoreError, StoredKey};
 use crate::keys_file::{self, KeysFileError};
@@ -39,6 +40,8 @@ pub struct Security {
     pub jwt: JwtSet,
     pub oauth: Option<OAuthServer>,
     pub certificates: CertificateMap,
+    /// `policies.ip_rules`, for what the gateway answers outside routes (OAuth endpoints).
+    pub ip_rules: IpRules,
     pub identity_headers: IdentityHeaders,
     pub basic_realm: String,
     /// The keys file this version was built from; the reload watcher follows it.
@@ -69,12 +72,17 @@ impl Security {
                 &consumers,
                 previous.map(|p| &p.basic),
             ),
-            jwt: JwtSet::build(&cfg.auth.jwt, previous.map(|p| &p.jwt))?,
+            jwt: JwtSet::build(
+                &cfg.auth.jwt,
+                cfg.oauth.as_ref().map(|o| o.issuer.as_str()),
+                previous.map(|p| &p.jwt),
+            )?,
             oauth: cfg
                 .oauth
                 .as_ref()
                 .map(|o| OAuthServer::build(o, previous.and_then(|p| p.oauth.as_ref())))
                 .transpose()?,
+            ip_rules: IpRules::build(cfg.policies.ip_rules.as_ref(), None),
             certificates: CertificateMap::build(&cfg.consumers, &consumers),
             identity_headers: IdentityHeaders::build(&cfg.auth.consumer_headers)
                 .or_else(|_| IdentityHeaders::build(&ConsumerHeaders::default()))?

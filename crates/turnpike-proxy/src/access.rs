@@ -126,7 +126,7 @@ pub(crate) fn identify(
             headers.insert(names.scopes.clone(), v);
         }
     }
-    for (name, value) in &identity.claims {
+    for (name, value) in identity.claims.iter() {
         headers.insert(name.clone(), value.clone());
     }
     match &identity.hide {
@@ -155,6 +155,9 @@ pub(crate) fn decorate(route: &RouteRt, admitted: &Admitted, headers: &mut Heade
     }
 }
 
+/// Longest time a client gets to send an OAuth endpoint's (small) form body.
+const OAUTH_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Answers a request to one of the OAuth server's endpoints (token, introspection,
 /// revocation, JWKS, metadata).
 pub(crate) async fn oauth_endpoint(
@@ -165,9 +168,11 @@ pub(crate) async fn oauth_endpoint(
     let (parts, body) = req.into_parts();
     // Token requests are small forms; anything larger is not one.
     let limited = http_body_util::Limited::new(body, 16 * 1024);
-    let body = match http_body_util::BodyExt::collect(limited).await {
-        Ok(collected) => Some(collected.to_bytes()),
-        Err(_) => None,
+    // A client dripping its form slowly must not hold the connection and a task forever.
+    let collect = http_body_util::BodyExt::collect(limited);
+    let body = match tokio::time::timeout(OAUTH_BODY_TIMEOUT, collect).await {
+        Ok(Ok(collected)) => Some(collected.to_bytes()),
+        Ok(Err(_)) | Err(_) => None,
     };
     let resp = server
         .handle(

@@ -92,6 +92,9 @@ impl GatewayError {
             if let Some(challenge) = &d.challenge {
                 headers.insert(header::WWW_AUTHENTICATE, challenge.clone());
             }
+            if d.status == StatusCode::SERVICE_UNAVAILABLE {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
         }
         resp
     }

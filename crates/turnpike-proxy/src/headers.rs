@@ -71,21 +71,26 @@ pub fn is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
 
 /// The client's address: the peer itself, or, behind trusted proxies, the right-most
 /// `X-Forwarded-For` entry that is not a trusted proxy.
+///
+/// Entries are split on raw bytes, so a client-sent entry that is not even ASCII stays an
+/// entry of its own and cannot hide the address a trusted proxy appended after it.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     if !is_trusted(peer, trusted) {
         return peer;
     }
-    let hops = headers
+    let entries: Vec<&[u8]> = headers
         .get_all(&X_FORWARDED_FOR)
         .iter()
-        .filter_map(|v| v.to_str().ok());
-    let entries: Vec<&str> = hops.flat_map(|v| v.split(',')).map(str::trim).collect();
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .collect();
     let mut last_trusted = peer;
     for entry in entries.iter().rev() {
-        // An entry we cannot read ends the walk: what lies left of it was written by
-        // someone we cannot vouch for, so the last trusted hop is the answer.
-        let Some(ip) = parse_hop(entry) else {
-            return last_trusted;
+        // A trusted proxy wrote this entry, so it should name the client; if it cannot be
+        // read the client is unknown. The unspecified address matches no allow rule,
+        // where the proxy's own address would match the rules meant for the proxy.
+        let Some(ip) = std::str::from_utf8(entry).ok().and_then(parse_hop) else {
+            return IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
         };
         if !is_trusted(ip, trusted) {
             return ip;
@@ -315,14 +320,24 @@ mod tests {
         // `203.0.113.7:5123` for the real client.
         let h = xff(&["1.1.1.1, garbage, 203.0.113.7:5123"]);
         assert_eq!(client_ip(ip("10.0.0.5"), &h, &trusted), ip("203.0.113.7"));
+        // Where a trusted proxy's entry cannot be read the client is unknown: never the
+        // proxy's own address, which allow rules for the proxy network would admit.
         let h = xff(&["1.1.1.1, garbage"]);
-        assert_eq!(
-            client_ip(ip("10.0.0.5"), &h, &trusted),
-            ip("10.0.0.5"),
-            "never left of garbage"
-        );
+        assert_eq!(client_ip(ip("10.0.0.5"), &h, &trusted), ip("0.0.0.0"));
         let h = xff(&["[2001:db8::1]:443"]);
         assert_eq!(client_ip(ip("10.0.0.5"), &h, &trusted), ip("2001:db8::1"));
+    }
+
+    #[test]
+    fn non_ascii_entries_cannot_hide_what_a_trusted_proxy_appended() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        // nginx's `$proxy_add_x_forwarded_for` turns a client's `\xff` into this line.
+        let mut h = HeaderMap::new();
+        h.append(
+            &X_FORWARDED_FOR,
+            HeaderValue::from_bytes(b"\xff, 203.0.113.7").unwrap(),
+        );
+        assert_eq!(client_ip(ip("10.0.0.5"), &h, &trusted), ip("203.0.113.7"));
     }
 
     #[test]

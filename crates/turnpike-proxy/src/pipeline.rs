@@ -108,8 +108,11 @@ async fn serve(
     if conn.sni.as_deref().is_some_and(|sni| sni != host) {
         return Err(GatewayError::MisdirectedRequest);
     }
+    let client_ip = headers::client_ip(conn.peer.ip(), req.headers(), &snap.server.trusted_proxies);
     if let Some(server) = &snap.security.oauth {
         if server.owns_path(req.uri().path()) {
+            // Not a route, but the global IP rules ("everywhere") still hold.
+            snap.security.ip_rules.check(client_ip)?;
             return Ok(access::oauth_endpoint(&snap.security, server, req).await);
         }
     }
@@ -118,7 +121,6 @@ async fn serve(
         .route(&host, path, req.method(), req.headers())
         .ok_or(GatewayError::NoRoute)?;
     let upstream = &snap.upstreams[route.upstream];
-    let client_ip = headers::client_ip(conn.peer.ip(), req.headers(), &snap.server.trusted_proxies);
     let admitted = match access::admit(&snap.security, route, conn, &req, client_ip).await {
         Ok(Admission::Continue(admitted)) => admitted,
         Ok(Admission::Respond(resp)) => return Ok(resp),

@@ -29,10 +29,16 @@ pub struct Consumer {
     /// Username and argon2 password hash for HTTP Basic authentication.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub basic_auth: Vec<BasicCredential>,
-    /// Client certificate subjects (RFC 4514, e.g. `CN=alice,O=Example`) or DNS/email
-    /// subject alternative names that identify this consumer over mTLS.
+    /// Client certificate names that identify this consumer over mTLS: a subject DN
+    /// (RFC 4514, e.g. `CN=alice,O=Example`), or `dns:`, `email:`, `uri:` subject
+    /// alternative names and `sha256:` fingerprints, each matching only its own kind
+    /// (see [`crate::certificate::CertificateName`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<String>,
+    /// Issuer DN (RFC 4514) the client certificate must have. Without it, every CA any
+    /// listener's `client_auth` trusts may issue this consumer's certificates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_issuer: Option<String>,
 }
 
 /// One stored API key: the public identifier and a keyed hash of the whole key.

@@ -138,7 +138,7 @@ const RESERVED: &[&str] = &[
     "host",
 ];
 
-fn reserved(name: &str) -> Result<(), String> {
+pub(super) fn reserved(name: &str) -> Result<(), String> {
     if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name)) {
         let hint = if name.eq_ignore_ascii_case("host") {
             " (use the upstream's `host_header`)"

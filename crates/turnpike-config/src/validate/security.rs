@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use super::Checker;
+use crate::certificate::{self, CertificateName};
 use crate::de::Parsed;
 use crate::lexical;
 use crate::model::{AuthMethod, Config, Cors, JwtProvider, OAuth, RouteAuth};
@@ -48,11 +49,11 @@ pub(super) fn check(c: &mut Checker<'_>, parsed: &Parsed) {
     }
 }
 
-/// Key ids, usernames and certificate subjects each identify one consumer.
+/// Key ids, usernames and certificate names each identify one consumer.
 fn credentials(c: &mut Checker<'_>, consumers: &[(String, &crate::model::Consumer)]) {
     let mut key_ids: HashMap<&str, String> = HashMap::new();
     let mut users: HashMap<&str, String> = HashMap::new();
-    let mut subjects: HashMap<&str, String> = HashMap::new();
+    let mut cert_names: HashMap<CertificateName, String> = HashMap::new();
     for (at, consumer) in consumers {
         for (i, key) in consumer.keys.iter().enumerate() {
             let kat = format!("{at}.keys[{i}]");
@@ -88,9 +89,43 @@ fn credentials(c: &mut Checker<'_>, consumers: &[(String, &crate::model::Consume
             );
             argon2_hash(c, format!("{bat}.password_hash"), &cred.password_hash);
         }
-        for (i, subject) in consumer.certificates.iter().enumerate() {
-            let path = format!("{at}.certificates[{i}]");
-            once(c, &mut subjects, subject, path, "certificate subject");
+        certificates(c, at, consumer, &mut cert_names);
+    }
+}
+
+/// `certificates` entries parse and are unique across consumers, compared in normal form
+/// and with their kind (`dns:a` and `email:a` are different names); `certificate_issuer`
+/// is a DN and pins something.
+fn certificates(
+    c: &mut Checker<'_>,
+    at: &str,
+    consumer: &crate::model::Consumer,
+    seen: &mut HashMap<CertificateName, String>,
+) {
+    for (i, entry) in consumer.certificates.iter().enumerate() {
+        let path = format!("{at}.certificates[{i}]");
+        match CertificateName::parse(entry) {
+            Err(e) => c.err(path, e.to_string()),
+            Ok(name) => {
+                if let Some(first) = seen.get(&name) {
+                    let line = c.line(first);
+                    let msg = format!(
+                        "certificate name `{name}` is already used (line {line}); each must be unique"
+                    );
+                    c.err(path, msg);
+                } else {
+                    seen.insert(name, path);
+                }
+            }
+        }
+    }
+    if let Some(issuer) = &consumer.certificate_issuer {
+        let path = format!("{at}.certificate_issuer");
+        if let Err(e) = certificate::canonical_dn(issuer) {
+            c.err(path, format!("invalid issuer DN: {e}"));
+        } else if consumer.certificates.is_empty() {
+            let msg = "`certificate_issuer` pins the CA of `certificates`, but there are none";
+            c.err(path, msg);
         }
     }
 }
@@ -168,7 +203,7 @@ fn auth(c: &mut Checker<'_>, config: &Config, has_keys: bool) {
         ("anonymous", &headers.anonymous),
         ("scopes", &headers.scopes),
     ] {
-        if let Err(msg) = lexical::header_name(name) {
+        if let Err(msg) = identity_header(name, config) {
             c.err(format!("auth.consumer_headers.{field}"), msg);
         }
     }
@@ -196,11 +231,11 @@ fn auth(c: &mut Checker<'_>, config: &Config, has_keys: bool) {
             .map(|(p, j)| (p.as_str(), j.name.as_str())),
     );
     for (i, provider) in auth.jwt.iter().enumerate() {
-        jwt(c, &format!("auth.jwt[{i}]"), provider);
+        jwt(c, &format!("auth.jwt[{i}]"), provider, config);
     }
 }
 
-fn jwt(c: &mut Checker<'_>, at: &str, p: &JwtProvider) {
+fn jwt(c: &mut Checker<'_>, at: &str, p: &JwtProvider, config: &Config) {
     if p.algorithms.is_empty() {
         c.err(
             format!("{at}.algorithms"),
@@ -218,11 +253,8 @@ fn jwt(c: &mut Checker<'_>, at: &str, p: &JwtProvider) {
         c.err(at.to_owned(), "a JWT provider needs `keys` or `jwks_url`");
     }
     if let Some(url) = &p.jwks_url {
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            c.err(
-                format!("{at}.jwks_url"),
-                "expected an http:// or https:// URL",
-            );
+        if let Err(msg) = jwks_url(url) {
+            c.err(format!("{at}.jwks_url"), msg);
         }
         if hmac > 0 {
             c.err(
@@ -230,6 +262,12 @@ fn jwt(c: &mut Checker<'_>, at: &str, p: &JwtProvider) {
                 "HS* algorithms use `keys` with a `secret`, not a JWKS URL",
             );
         }
+    }
+    if p.jwks_min_interval < crate::units::Duration::from_secs(1) {
+        c.err(
+            format!("{at}.jwks_min_interval"),
+            "must be at least 1s: tokens with made-up `kid`s each cause a JWKS fetch once per interval, and a shorter one lets them flood the issuer",
+        );
     }
     for (i, key) in p.keys.iter().enumerate() {
         let kat = format!("{at}.keys[{i}]");
@@ -252,10 +290,38 @@ fn jwt(c: &mut Checker<'_>, at: &str, p: &JwtProvider) {
         }
     }
     for (claim, header) in &p.forward_claims {
-        if let Err(msg) = lexical::header_name(header) {
+        if let Err(msg) = identity_header(header, config) {
             c.err(format!("{at}.forward_claims.{claim}"), msg);
         }
     }
+}
+
+/// A JWKS URL must be https: over plain http anyone on the network path could replace
+/// the keys with their own and forge any token. Loopback (a local sidecar, a test
+/// server) is the one exception, since nothing sits between the gateway and itself.
+fn jwks_url(url: &str) -> Result<(), &'static str> {
+    if url.starts_with("https://") {
+        return Ok(());
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err("expected an https:// URL");
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    // Whatever precedes `@` is userinfo: `http://localhost@evil.example` goes to evil.
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.split_once(']') {
+        Some((v6, _)) => &host_port[..=v6.len()],
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    if ["localhost", "127.0.0.1", "[::1]"]
+        .iter()
+        .any(|l| host.eq_ignore_ascii_case(l))
+    {
+        return Ok(());
+    }
+    Err(
+        "must be https://: over plain http a machine in the middle could inject its own keys and forge tokens (http:// is allowed for localhost, 127.0.0.1 and [::1] only)",
+    )
 }
 
 fn oauth(c: &mut Checker<'_>, oauth: &OAuth, config: &Config) {
@@ -400,4 +466,23 @@ fn upstream_tls(
             "`tls` applies to https:// targets, and this upstream has none",
         );
     }
+}
+
+/// Headers the gateway fills from an identity or a token's claims: never one that frames
+/// the message, routes it, carries credentials or says where it came from, since a token
+/// (whose claims the caller may choose) would then decide those.
+fn identity_header(name: &str, config: &Config) -> Result<(), String> {
+    lexical::header_name(name)?;
+    super::routes::reserved(name)?;
+    let lower = name.to_ascii_lowercase();
+    let taken = ["authorization", "cookie", "forwarded", "via", "x-real-ip"]
+        .contains(&lower.as_str())
+        || lower.starts_with("x-forwarded-")
+        || lower == config.server.request_id_header.to_ascii_lowercase();
+    if taken {
+        return Err(format!(
+            "header `{name}` carries credentials, forwarding or request-id information and cannot hold identity or claims"
+        ));
+    }
+    Ok(())
 }

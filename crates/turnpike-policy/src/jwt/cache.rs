@@ -5,6 +5,11 @@
 //! the same token, whatever an attacker tries. Entries live no longer than the token
 //! itself, and the map is bounded. It is sharded so the worker threads rarely wait on
 //! each other, and no lock is ever held across an `.await`.
+//!
+//! An entry also remembers which keys verified it ([`KeySource`]): a token verified with
+//! a JWKS key is trusted from the cache only while that JWKS set is the current one, so
+//! an issuer that drops a key sees its tokens refused after the next refresh rather
+//! than when they expire.
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -23,13 +28,24 @@ pub fn token_digest(token: &str) -> TokenDigest {
     out
 }
 
+/// Which keys verified a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    /// A key from the config; it lives as long as the `JwtSet`, and so as this cache.
+    Configured,
+    /// A key of the provider's JWKS set of this generation.
+    Jwks(u64),
+}
+
+/// A verified token.
 #[derive(Debug, Clone)]
-struct Entry {
-    identity: Identity,
+pub struct Entry {
+    pub identity: Identity,
     /// Index of the provider that verified the token.
-    provider: usize,
+    pub provider: usize,
+    pub keys: KeySource,
     /// Unix second from which the token is refused (its `exp` plus the leeway).
-    expires: i64,
+    pub expires: i64,
 }
 
 #[derive(Debug)]
@@ -57,25 +73,19 @@ impl TokenCache {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The identity and provider of a token verified earlier and not yet expired.
-    pub fn get(&self, key: &TokenDigest, now: i64) -> Option<(usize, Identity)> {
+    /// A token verified earlier and not yet expired; the caller still checks that its
+    /// provider and keys are acceptable.
+    pub fn get(&self, key: &TokenDigest, now: i64) -> Option<Entry> {
         let mut shard = self.shard(key);
         let entry = shard.get(key)?;
         if now >= entry.expires {
             shard.remove(key);
             return None;
         }
-        Some((entry.provider, entry.identity.clone()))
+        Some(entry.clone())
     }
 
-    pub fn insert(
-        &self,
-        key: TokenDigest,
-        provider: usize,
-        identity: Identity,
-        expires: i64,
-        now: i64,
-    ) {
+    pub fn insert(&self, key: TokenDigest, entry: Entry, now: i64) {
         let mut shard = self.shard(&key);
         if shard.len() >= self.per_shard && !shard.contains_key(&key) {
             shard.retain(|_, e| now < e.expires);
@@ -87,14 +97,7 @@ impl TokenCache {
                 }
             }
         }
-        shard.insert(
-            key,
-            Entry {
-                identity,
-                provider,
-                expires,
-            },
-        );
+        shard.insert(key, entry);
     }
 
     #[cfg(test)]
@@ -113,14 +116,20 @@ mod tests {
     use super::*;
     use crate::consumer::Consumer;
 
-    fn identity(name: &str) -> Identity {
-        Identity {
+    fn entry(name: &str, provider: usize, expires: i64) -> Entry {
+        let identity = Identity {
             consumer: Arc::new(Consumer::new(name, &[])),
             credential: None,
             scopes: None,
-            claims: Vec::new(),
+            claims: Arc::default(),
             anonymous: false,
             hide: None,
+        };
+        Entry {
+            identity,
+            provider,
+            keys: KeySource::Jwks(3),
+            expires,
         }
     }
 
@@ -128,9 +137,10 @@ mod tests {
     fn entries_expire_with_their_token() {
         let cache = TokenCache::new(100);
         let key = token_digest("a.b.c");
-        cache.insert(key, 1, identity("alice"), 1000, 10);
-        let (provider, id) = cache.get(&key, 999).unwrap();
-        assert_eq!((provider, &*id.consumer.name), (1, "alice"));
+        cache.insert(key, entry("alice", 1, 1000), 10);
+        let hit = cache.get(&key, 999).unwrap();
+        assert_eq!((hit.provider, &*hit.identity.consumer.name), (1, "alice"));
+        assert_eq!(hit.keys, KeySource::Jwks(3));
         assert!(cache.get(&key, 1000).is_none());
         assert!(
             cache.get(&key, 999).is_none(),
@@ -143,16 +153,16 @@ mod tests {
     fn the_cache_stays_bounded() {
         let cache = TokenCache::new(64);
         for i in 0..1000 {
-            cache.insert(token_digest(&i.to_string()), 0, identity("x"), 5000, 0);
+            cache.insert(token_digest(&i.to_string()), entry("x", 0, 5000), 0);
         }
         assert!(cache.len() <= 64, "{}", cache.len());
         // Expired entries make room first.
         let cache = TokenCache::new(16);
         for i in 0..16 {
-            cache.insert(token_digest(&i.to_string()), 0, identity("old"), 10, 0);
+            cache.insert(token_digest(&i.to_string()), entry("old", 0, 10), 0);
         }
         let fresh = token_digest("fresh");
-        cache.insert(fresh, 0, identity("new"), 100, 50);
+        cache.insert(fresh, entry("new", 0, 100), 50);
         assert!(cache.get(&fresh, 50).is_some());
     }
 }

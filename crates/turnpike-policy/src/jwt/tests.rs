@@ -3,9 +3,12 @@
 //! the gateway's integration tests (`turnpike-proxy/tests/security/jwt.rs`).
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
 
 use http::{HeaderMap, Method, Uri};
-use jsonwebtoken::{EncodingKey, encode};
+use jsonwebtoken::{DecodingKey, EncodingKey, encode};
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
 use serde_json::{Value, json};
 
 use super::*;
@@ -28,7 +31,7 @@ fn provider(extra: Value) -> model::JwtProvider {
 }
 
 fn set(providers: &[model::JwtProvider]) -> JwtSet {
-    JwtSet::build(providers, None).unwrap()
+    JwtSet::build(providers, None, None).unwrap()
 }
 
 fn consumers() -> Consumers {
@@ -314,18 +317,123 @@ async fn jwks_keys_are_used_and_never_hmac() {
     assert!(is_invalid(&attempt(&jwt, &token).await));
 }
 
+/// A new ES256 key: what signs, and the public key as a JWKS would hold it.
+fn es256(kid: &str) -> (EncodingKey, VerifyKey) {
+    let rng = SystemRandom::new();
+    let alg = &ECDSA_P256_SHA256_FIXED_SIGNING;
+    let der = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+    let pair = EcdsaKeyPair::from_pkcs8(alg, der.as_ref(), &rng).unwrap();
+    let public = VerifyKey {
+        kid: Some(kid.into()),
+        family: Family::Ec,
+        alg: Some(Algorithm::ES256),
+        key: DecodingKey::from_ec_der(pair.public_key().as_ref()),
+    };
+    (EncodingKey::from_ec_der(der.as_ref()), public)
+}
+
+/// An ES256 provider whose JWKS URL leads nowhere (port 9), so its keys are preloaded.
+fn jwks_provider() -> JwtSet {
+    let url = json!({"algorithms": ["ES256"], "keys": [], "jwks_url": "http://127.0.0.1:9/jwks"});
+    set(&[provider(url)])
+}
+
+fn sign_es256(key: &EncodingKey, kid: &str) -> String {
+    let header = jsonwebtoken::Header {
+        kid: Some(kid.into()),
+        ..jsonwebtoken::Header::new(Algorithm::ES256)
+    };
+    encode(&header, &claims(json!({})), key).unwrap()
+}
+
+#[tokio::test]
+async fn a_cached_token_is_verified_again_when_its_jwks_changes() {
+    let jwt = jwks_provider();
+    let jwks = jwt.providers[0].jwks.clone().unwrap();
+    let (signer, public) = es256("a");
+    let (_, other) = es256("b");
+    jwks.preload(vec![public.clone()]);
+    let token = sign_es256(&signer, "a");
+    valid(attempt(&jwt, &token).await);
+    let entry = jwt.cache.get(&cache::token_digest(&token), NOW).unwrap();
+    assert_eq!(entry.keys, KeySource::Jwks(1));
+    valid(attempt(&jwt, &token).await);
+    // The issuer drops key `a`: the cached token is checked again, and refused.
+    jwks.preload(vec![other]);
+    assert!(is_invalid(&attempt(&jwt, &token).await));
+    assert!(
+        is_invalid(&attempt(&jwt, &token).await),
+        "and stays refused"
+    );
+    // Back in a later set, the key verifies again (and the entry moves on with it).
+    jwks.preload(vec![public]);
+    valid(attempt(&jwt, &token).await);
+    let entry = jwt.cache.get(&cache::token_digest(&token), NOW).unwrap();
+    assert_eq!(entry.keys, KeySource::Jwks(3));
+}
+
+#[tokio::test]
+async fn keys_too_old_to_trust_refuse_even_cached_tokens() {
+    let mut jwt = jwks_provider();
+    jwt.providers[0].timing.max_stale = Duration::from_millis(100);
+    let jwks = jwt.providers[0].jwks.clone().unwrap();
+    let (signer, public) = es256("a");
+    jwks.preload(vec![public]);
+    let token = sign_es256(&signer, "a");
+    valid(attempt(&jwt, &token).await);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // The refresh fails (nothing listens), and the old set is no longer used.
+    assert!(is_invalid(&attempt(&jwt, &token).await));
+}
+
+#[tokio::test]
+async fn tokens_of_configured_keys_stay_cached_across_jwks_changes() {
+    let both = json!({"jwks_url": "http://127.0.0.1:9/jwks"});
+    let jwt = set(&[provider(both)]);
+    let token = sign(claims(json!({})));
+    valid(attempt(&jwt, &token).await);
+    let entry = jwt.cache.get(&cache::token_digest(&token), NOW).unwrap();
+    assert_eq!(entry.keys, KeySource::Configured);
+    jwt.providers[0].jwks.as_ref().unwrap().preload(Vec::new());
+    assert!(jwt.still_trusted(&entry));
+}
+
+#[tokio::test]
+async fn issuerless_providers_leave_the_gateways_own_tokens_alone() {
+    let own = "https://gw.test";
+    let open = provider(json!({"issuer": null}));
+    let jwt = JwtSet::build(std::slice::from_ref(&open), Some(own), None).unwrap();
+    let ours = sign(claims(json!({"iss": own})));
+    assert!(is_absent(&attempt(&jwt, &ours).await), "left to `oauth`");
+    let theirs = sign(claims(json!({"iss": "https://elsewhere.test"})));
+    valid(attempt(&jwt, &theirs).await);
+    valid(attempt(&jwt, &sign(claims(json!({"iss": null})))).await);
+    // Without an OAuth server there is no own issuer to leave alone.
+    valid(attempt(&set(std::slice::from_ref(&open)), &ours).await);
+    // A provider that names the gateway's issuer does take its tokens.
+    let named = provider(json!({"name": "self", "issuer": own}));
+    let jwt = JwtSet::build(&[open, named], Some(own), None).unwrap();
+    valid(attempt(&jwt, &ours).await);
+    let forged = sign_with(
+        jsonwebtoken::Header::default(),
+        claims(json!({"iss": own, "jti": "f"})),
+        OTHER_SECRET,
+    );
+    assert!(is_invalid(&attempt(&jwt, &forged).await));
+}
+
 #[test]
 fn jwks_caches_survive_a_reload_by_url() {
     let url = json!({"algorithms": ["RS256"], "keys": [], "jwks_url": "http://idp.test/jwks"});
     let first = set(&[provider(url.clone())]);
     let mut moved = url.clone();
     moved["name"] = json!("renamed");
-    let second = JwtSet::build(&[provider(moved)], Some(&first)).unwrap();
+    let second = JwtSet::build(&[provider(moved)], None, Some(&first)).unwrap();
     let a = first.providers[0].jwks.as_ref().unwrap();
     let b = second.providers[0].jwks.as_ref().unwrap();
     assert!(Arc::ptr_eq(a, b));
     let other = json!({"algorithms": ["RS256"], "keys": [], "jwks_url": "http://idp.test/other"});
-    let third = JwtSet::build(&[provider(other)], Some(&second)).unwrap();
+    let third = JwtSet::build(&[provider(other)], None, Some(&second)).unwrap();
     assert!(!Arc::ptr_eq(a, third.providers[0].jwks.as_ref().unwrap()));
 }
 

@@ -10,11 +10,10 @@
 use std::sync::Arc;
 
 use http::HeaderValue;
-use tokio::sync::Semaphore;
 use turnpike_config::model;
 
 use super::form::Credentials;
-use crate::password;
+use crate::password::{self, Busy};
 
 /// One registered client.
 #[derive(Debug)]
@@ -38,12 +37,10 @@ impl Client {
 #[derive(Debug)]
 pub struct Clients {
     by_id: foldhash::HashMap<Box<str>, Client>,
-    /// Bounds concurrent argon2 verifications.
-    verifying: Arc<Semaphore>,
 }
 
 impl Clients {
-    pub fn build(clients: &[model::OAuthClient], previous: Option<&Clients>) -> Self {
+    pub fn build(clients: &[model::OAuthClient]) -> Self {
         let by_id = clients
             .iter()
             .map(|c| {
@@ -57,14 +54,7 @@ impl Clients {
                 (client.id.clone(), client)
             })
             .collect();
-        let verifying = previous.map_or_else(
-            || {
-                let cores = std::thread::available_parallelism().map_or(2, usize::from);
-                Arc::new(Semaphore::new(cores))
-            },
-            |p| p.verifying.clone(),
-        );
-        Self { by_id, verifying }
+        Self { by_id }
     }
 
     pub fn get(&self, id: &str) -> Option<&Client> {
@@ -83,35 +73,15 @@ impl Clients {
         all
     }
 
-    /// The client whose id and secret these are, if they match.
-    pub async fn authenticate(&self, creds: &Credentials) -> Option<&Client> {
+    /// The client whose id and secret these are, if they match; `Busy` when too many
+    /// secret checks are already waiting.
+    pub async fn authenticate(&self, creds: &Credentials) -> Result<Option<&Client>, Busy> {
         let client = self.by_id.get(creds.client_id.as_str());
         let hash = client.map_or_else(
             || Arc::from(password::dummy_hash()),
             |c| c.secret_hash.clone(),
         );
-        let ok = self.verify(hash, creds.secret.clone()).await;
-        client.filter(|_| ok)
-    }
-
-    async fn verify(&self, hash: Arc<str>, secret: String) -> bool {
-        // The permit moves into the task, so a caller that gives up (the client hung up)
-        // does not free a slot while argon2 is still running.
-        let Ok(permit) = self.verifying.clone().acquire_owned().await else {
-            return false;
-        };
-        let task = tokio::task::spawn_blocking(move || {
-            let ok = password::verify(&hash, &secret);
-            drop(permit);
-            ok
-        });
-        match task.await {
-            Ok(ok) => ok,
-            Err(err) => {
-                // Fail closed: a verification that did not finish did not succeed.
-                tracing::warn!(error = %err, "client secret verification task failed");
-                false
-            }
-        }
+        let ok = password::verify_limited(hash, creds.secret.clone()).await?;
+        Ok(client.filter(|_| ok))
     }
 }

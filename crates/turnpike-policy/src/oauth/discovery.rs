@@ -51,11 +51,12 @@ pub fn jwks(keys: &[SigningKey]) -> Bytes {
     Bytes::from(json!({ "keys": keys }).to_string())
 }
 
-/// The RFC 8414 metadata document. Endpoint URLs are the issuer followed by the
-/// endpoint's path: the issuer is the gateway's public base URL, so if it has a path
-/// (a proxy in front mounts the gateway there) the endpoints live under it too.
+/// The RFC 8414 metadata document. Endpoint URLs are the issuer's origin followed by
+/// the paths this gateway serves, not the issuer followed by them: with an issuer such
+/// as `https://gw.example.com/auth` the token endpoint is served at `/oauth/token`, and
+/// `https://gw.example.com/auth/oauth/token` would send clients to a 404.
 pub fn metadata(issuer: &str, paths: &Paths, scopes: &[&str]) -> Bytes {
-    let base = issuer.trim_end_matches('/');
+    let base = origin(issuer);
     let auth_methods = ["client_secret_basic", "client_secret_post"];
     let doc = json!({
         "issuer": issuer,
@@ -77,6 +78,15 @@ pub fn metadata(issuer: &str, paths: &Paths, scopes: &[&str]) -> Bytes {
     Bytes::from(doc.to_string())
 }
 
+/// `scheme://authority` of a URL: everything before the path, query or fragment.
+fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after_scheme..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| after_scheme + i);
+    &url[..end]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,17 +100,39 @@ mod tests {
         let tenant = Paths::new("/auth", "https://gw.example.com/t1/");
         assert_eq!(tenant.metadata[1], format!("{METADATA_PATH}/t1"));
         assert_eq!(tenant.token, "/auth/token");
+    }
+
+    #[test]
+    fn endpoint_urls_are_the_paths_served_whatever_the_issuer_path() {
+        let tenant = Paths::new("/auth", "https://gw.example.com/t1/");
         let doc: serde_json::Value =
             serde_json::from_slice(&metadata("https://gw.example.com/t1/", &tenant, &["a"]))
                 .unwrap();
         assert_eq!(doc["issuer"], "https://gw.example.com/t1/");
-        assert_eq!(
-            doc["token_endpoint"],
-            "https://gw.example.com/t1/auth/token"
-        );
+        let served = [
+            ("token_endpoint", &tenant.token),
+            ("introspection_endpoint", &tenant.introspect),
+            ("revocation_endpoint", &tenant.revoke),
+        ];
+        for (field, path) in served {
+            assert_eq!(
+                doc[field],
+                format!("https://gw.example.com{path}"),
+                "{field}"
+            );
+        }
+        assert_eq!(doc["token_endpoint"], "https://gw.example.com/auth/token");
         assert_eq!(
             doc["jwks_uri"],
-            "https://gw.example.com/t1/.well-known/jwks.json"
+            format!("https://gw.example.com{JWKS_PATH}")
         );
+    }
+
+    #[test]
+    fn origins_keep_scheme_host_and_port_only() {
+        assert_eq!(origin("https://gw.example.com"), "https://gw.example.com");
+        assert_eq!(origin("https://gw.example.com/"), "https://gw.example.com");
+        assert_eq!(origin("http://10.0.0.1:8443/a/b"), "http://10.0.0.1:8443");
+        assert_eq!(origin("https://[::1]:8443?x#y"), "https://[::1]:8443");
     }
 }

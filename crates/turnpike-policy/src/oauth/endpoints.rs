@@ -15,6 +15,7 @@ use super::OAuthServer;
 use super::clients::Client;
 use super::form::{self, ClientAuth, Form, FormError};
 use super::revoked::Full;
+use crate::password::Busy;
 
 /// Token responses and anything about tokens must not be cached (RFC 6749 §5.1).
 pub const NO_STORE: &str = "no-store";
@@ -243,11 +244,15 @@ impl OAuthServer {
     /// Authenticates the client of an endpoint request.
     async fn client(&self, headers: &HeaderMap, form: &Form) -> Result<&Client, Failure> {
         match form::client_auth(headers, form)? {
-            ClientAuth::Present(creds) => self
-                .clients
-                .authenticate(&creds)
-                .await
-                .ok_or(Failure::invalid_client("client authentication failed")),
+            ClientAuth::Present(creds) => match self.clients.authenticate(&creds).await {
+                Ok(Some(client)) => Ok(client),
+                Ok(None) => Err(Failure::invalid_client("client authentication failed")),
+                Err(Busy) => Err(Failure::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    "too many authentication attempts are in progress; retry later",
+                )),
+            },
             ClientAuth::Missing => Err(Failure::invalid_client(
                 "client authentication is required (HTTP Basic or client_id and client_secret in the body)",
             )),

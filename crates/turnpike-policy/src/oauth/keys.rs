@@ -27,8 +27,51 @@ pub enum KeyError {
         path: String,
         source: std::io::Error,
     },
-    #[error("signing key `{kid}`: {message}")]
-    Invalid { kid: String, message: String },
+    #[error("signing key `{kid}`: {path} ({source})")]
+    Invalid {
+        kid: String,
+        path: String,
+        source: PemError,
+    },
+}
+
+/// Why a key file's contents cannot sign tokens.
+#[derive(Debug, thiserror::Error)]
+pub enum PemError {
+    #[error("issued tokens are signed with a private key, not an HMAC secret")]
+    Hmac,
+    #[error("not a PEM file")]
+    NotPem,
+    #[error("the {tag} block is not valid base64")]
+    Base64 { tag: String },
+    #[error("no `-----END {tag}-----` line")]
+    Unterminated { tag: String },
+    #[error(
+        "encrypted private keys are not supported; store it unencrypted with restrictive file permissions"
+    )]
+    Encrypted,
+    #[error(
+        "expected PKCS#8 (`BEGIN PRIVATE KEY`); convert with `openssl pkcs8 -topk8 -nocrypt -in KEY`"
+    )]
+    Sec1,
+    #[error("no `BEGIN PRIVATE KEY` block found")]
+    NoPrivateKey,
+    #[error("not a usable RSA private key (2048 to 4096 bits): {0}")]
+    Rsa(ring::error::KeyRejected),
+    /// jsonwebtoken could not read an RSA key that ring accepted.
+    #[error("{0}")]
+    RsaEncoding(jsonwebtoken::errors::Error),
+    #[error("not a PKCS#8 {crv} private key: {source}")]
+    Ec {
+        crv: &'static str,
+        source: ring::error::KeyRejected,
+    },
+    #[error("not a PKCS#8 Ed25519 private key: {0}")]
+    Ed25519(ring::error::KeyRejected),
+    #[error("cannot sign with this key: {0}")]
+    ProbeSign(jsonwebtoken::errors::Error),
+    #[error("a token signed with this key does not verify")]
+    ProbeVerify,
 }
 
 /// One signing key with everything derived from it.
@@ -77,13 +120,14 @@ impl SigningKey {
             path: key.key_file.clone(),
             source,
         })?;
-        Self::from_pem(&key.kid, key.algorithm, &pem).map_err(|message| KeyError::Invalid {
+        Self::from_pem(&key.kid, key.algorithm, &pem).map_err(|source| KeyError::Invalid {
             kid: key.kid.clone(),
-            message: format!("{} ({message})", key.key_file),
+            path: key.key_file.clone(),
+            source,
         })
     }
 
-    pub fn from_pem(kid: &str, algorithm: JwtAlgorithm, pem: &[u8]) -> Result<Self, String> {
+    pub fn from_pem(kid: &str, algorithm: JwtAlgorithm, pem: &[u8]) -> Result<Self, PemError> {
         let alg = jwt_algorithm(algorithm)?;
         let (tag, der) = private_key_der(pem)?;
         let (public, encoding) = match alg {
@@ -96,9 +140,7 @@ impl SigningKey {
             Algorithm::ES256 => ec(&der, &signature::ECDSA_P256_SHA256_FIXED_SIGNING, "P-256")?,
             Algorithm::ES384 => ec(&der, &signature::ECDSA_P384_SHA384_FIXED_SIGNING, "P-384")?,
             Algorithm::EdDSA => ed25519(&der)?,
-            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
-                return Err("HS* algorithms cannot sign published tokens".into());
-            }
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => return Err(PemError::Hmac),
         };
         let mut validation = Validation::new(alg);
         validation.validate_exp = false;
@@ -118,11 +160,14 @@ impl SigningKey {
     }
 
     /// Signs `claims` as a JWT with this key's `kid` and `typ: at+jwt` (RFC 9068 §2.1).
-    pub fn sign<T: serde::Serialize>(&self, claims: &T) -> Result<String, String> {
+    pub fn sign<T: serde::Serialize>(
+        &self,
+        claims: &T,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
         let mut header = Header::new(self.alg);
         header.typ = Some(AT_JWT.to_owned());
         header.kid = Some(self.kid.to_string());
-        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|e| e.to_string())
+        jsonwebtoken::encode(&header, claims, &self.encoding)
     }
 
     /// Checks the signature (and that `alg` is this key's) and returns the claims.
@@ -132,20 +177,20 @@ impl SigningKey {
             .map(|data| data.claims)
     }
 
-    fn probe(&self) -> Result<(), String> {
+    fn probe(&self) -> Result<(), PemError> {
         let token = self
             .sign(&json!({ "probe": true }))
-            .map_err(|e| format!("cannot sign with this key: {e}"))?;
+            .map_err(PemError::ProbeSign)?;
         self.verify::<Value>(&token)
             .map(|_| ())
-            .ok_or_else(|| "a token signed with this key does not verify".to_owned())
+            .ok_or(PemError::ProbeVerify)
     }
 }
 
 /// The JWT `typ` of access tokens (RFC 9068 §2.1).
 pub const AT_JWT: &str = "at+jwt";
 
-fn jwt_algorithm(alg: JwtAlgorithm) -> Result<Algorithm, String> {
+fn jwt_algorithm(alg: JwtAlgorithm) -> Result<Algorithm, PemError> {
     Ok(match alg {
         JwtAlgorithm::RS256 => Algorithm::RS256,
         JwtAlgorithm::RS384 => Algorithm::RS384,
@@ -157,14 +202,14 @@ fn jwt_algorithm(alg: JwtAlgorithm) -> Result<Algorithm, String> {
         JwtAlgorithm::ES384 => Algorithm::ES384,
         JwtAlgorithm::EdDSA => Algorithm::EdDSA,
         JwtAlgorithm::HS256 | JwtAlgorithm::HS384 | JwtAlgorithm::HS512 => {
-            return Err("issued tokens are signed with a private key, not an HMAC secret".into());
+            return Err(PemError::Hmac);
         }
     })
 }
 
 /// The first private-key block of a PEM file: its tag and DER bytes.
-fn private_key_der(pem: &[u8]) -> Result<(String, Vec<u8>), String> {
-    let text = std::str::from_utf8(pem).map_err(|_| "not a PEM file".to_owned())?;
+fn private_key_der(pem: &[u8]) -> Result<(String, Vec<u8>), PemError> {
+    let text = std::str::from_utf8(pem).map_err(|_| PemError::NotPem)?;
     let mut lines = text.lines().map(str::trim);
     while let Some(line) = lines.next() {
         let Some(tag) = line
@@ -185,34 +230,34 @@ fn private_key_der(pem: &[u8]) -> Result<(String, Vec<u8>), String> {
         }
         match tag {
             "PRIVATE KEY" | "RSA PRIVATE KEY" if closed => {
-                let der = STANDARD
-                    .decode(body)
-                    .map_err(|_| format!("the {tag} block is not valid base64"))?;
+                let der = STANDARD.decode(body).map_err(|_| PemError::Base64 {
+                    tag: tag.to_owned(),
+                })?;
                 return Ok((tag.to_owned(), der));
             }
-            "PRIVATE KEY" | "RSA PRIVATE KEY" => return Err(format!("no `{end}` line")),
-            "ENCRYPTED PRIVATE KEY" => {
-                return Err("encrypted private keys are not supported; store it unencrypted with restrictive file permissions".into());
+            "PRIVATE KEY" | "RSA PRIVATE KEY" => {
+                return Err(PemError::Unterminated {
+                    tag: tag.to_owned(),
+                });
             }
-            "EC PRIVATE KEY" => {
-                return Err("expected PKCS#8 (`BEGIN PRIVATE KEY`); convert with `openssl pkcs8 -topk8 -nocrypt -in KEY`".into());
-            }
+            "ENCRYPTED PRIVATE KEY" => return Err(PemError::Encrypted),
+            "EC PRIVATE KEY" => return Err(PemError::Sec1),
             _ => {}
         }
     }
-    Err("no `BEGIN PRIVATE KEY` block found".into())
+    Err(PemError::NoPrivateKey)
 }
 
-fn rsa(tag: &str, der: &[u8], pem: &[u8]) -> Result<(Public, EncodingKey), String> {
+fn rsa(tag: &str, der: &[u8], pem: &[u8]) -> Result<(Public, EncodingKey), PemError> {
     let pair = if tag == "RSA PRIVATE KEY" {
         signature::RsaKeyPair::from_der(der)
     } else {
         signature::RsaKeyPair::from_pkcs8(der)
     }
-    .map_err(|e| format!("not a usable RSA private key (2048 to 4096 bits): {e}"))?;
+    .map_err(PemError::Rsa)?;
     let parts = RsaPublicKeyComponents::<Vec<u8>>::from(pair.public());
     // jsonwebtoken wants PKCS#1 DER; its PEM reader unwraps PKCS#8 for us.
-    let encoding = EncodingKey::from_rsa_pem(pem).map_err(|e| e.to_string())?;
+    let encoding = EncodingKey::from_rsa_pem(pem).map_err(PemError::RsaEncoding)?;
     Ok((
         Public::Rsa {
             n: parts.n,
@@ -226,17 +271,17 @@ fn ec(
     der: &[u8],
     alg: &'static signature::EcdsaSigningAlgorithm,
     crv: &'static str,
-) -> Result<(Public, EncodingKey), String> {
+) -> Result<(Public, EncodingKey), PemError> {
     let pair = signature::EcdsaKeyPair::from_pkcs8(alg, der, &SystemRandom::new())
-        .map_err(|e| format!("not a PKCS#8 {crv} private key: {e}"))?;
+        .map_err(|source| PemError::Ec { crv, source })?;
     let point = pair.public_key().as_ref().to_vec();
     Ok((Public::Ec { crv, point }, EncodingKey::from_ec_der(der)))
 }
 
-fn ed25519(der: &[u8]) -> Result<(Public, EncodingKey), String> {
+fn ed25519(der: &[u8]) -> Result<(Public, EncodingKey), PemError> {
     // OpenSSL writes PKCS#8 v1 (no public key inside); ring derives it.
-    let pair = signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
-        .map_err(|e| format!("not a PKCS#8 Ed25519 private key: {e}"))?;
+    let pair =
+        signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(PemError::Ed25519)?;
     let x = pair.public_key().as_ref().to_vec();
     Ok((Public::Ed { x }, EncodingKey::from_ed_der(der)))
 }
@@ -320,16 +365,21 @@ pub(crate) mod tests {
     #[test]
     fn keys_must_fit_their_algorithm() {
         let ed = pem(JwtAlgorithm::EdDSA);
-        let err = SigningKey::from_pem("k", JwtAlgorithm::ES256, &ed).unwrap_err();
-        assert!(err.contains("P-256"), "{err}");
-        let err = SigningKey::from_pem("k", JwtAlgorithm::RS256, &ed).unwrap_err();
-        assert!(err.contains("RSA"), "{err}");
-        let err = SigningKey::from_pem("k", JwtAlgorithm::HS256, &ed).unwrap_err();
-        assert!(err.contains("HMAC"), "{err}");
+        let err = |alg, pem: &[u8]| SigningKey::from_pem("k", alg, pem).unwrap_err();
+        let es = err(JwtAlgorithm::ES256, &ed);
+        assert!(matches!(es, PemError::Ec { crv: "P-256", .. }), "{es}");
+        assert!(es.to_string().contains("P-256"), "{es}");
+        let rsa = err(JwtAlgorithm::RS256, &ed);
+        assert!(rsa.to_string().contains("RSA"), "{rsa}");
+        let hs = err(JwtAlgorithm::HS256, &ed);
+        assert!(matches!(hs, PemError::Hmac), "{hs}");
+        assert!(hs.to_string().contains("HMAC"), "{hs}");
         let sec1 = b"-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n";
-        let err = SigningKey::from_pem("k", JwtAlgorithm::ES256, sec1).unwrap_err();
-        assert!(err.contains("openssl pkcs8"), "{err}");
-        let err = SigningKey::from_pem("k", JwtAlgorithm::ES256, b"hello").unwrap_err();
-        assert!(err.contains("no `BEGIN PRIVATE KEY`"), "{err}");
+        let sec1 = err(JwtAlgorithm::ES256, sec1);
+        assert!(sec1.to_string().contains("openssl pkcs8"), "{sec1}");
+        let junk = err(JwtAlgorithm::ES256, b"hello");
+        assert!(matches!(junk, PemError::NoPrivateKey), "{junk}");
+        let open = err(JwtAlgorithm::ES256, b"-----BEGIN PRIVATE KEY-----\nAAAA\n");
+        assert_eq!(open.to_string(), "no `-----END PRIVATE KEY-----` line");
     }
 }

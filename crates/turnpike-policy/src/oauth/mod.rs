@@ -21,6 +21,8 @@ mod keys;
 mod revoked;
 mod token;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::header::{ALLOW, AUTHORIZATION};
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri};
@@ -81,7 +83,7 @@ impl OAuthServer {
         }
         let ttl = i64::try_from(o.token_ttl.as_std().as_secs()).unwrap_or(i64::MAX);
         let tokens = Tokens::new(o.issuer.clone(), o.audience.clone(), ttl, keys);
-        let clients = Clients::build(&o.clients, previous.map(|p| &p.clients));
+        let clients = Clients::build(&o.clients);
         let paths = Paths::new(&o.path_prefix, &o.issuer);
         // The realm is the issuer, minus anything that would break the quoted string.
         let realm: String = o
@@ -123,7 +125,7 @@ impl OAuthServer {
                     .map(Into::into)
                     .collect(),
             ),
-            claims: Vec::new(),
+            claims: Arc::default(),
             anonymous: false,
             // Upstreams may verify or introspect the token themselves: it goes on.
             hide: None,

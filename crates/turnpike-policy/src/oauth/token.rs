@@ -64,10 +64,16 @@ pub struct Tokens {
     rng: SystemRandom,
 }
 
-/// A new token could not be made (the random source or the signer failed).
+/// A new token could not be made.
 #[derive(Debug, thiserror::Error)]
-#[error("could not issue a token: {0}")]
-pub struct IssueError(String);
+pub enum IssueError {
+    #[error("could not issue a token: the system random number generator failed")]
+    Random,
+    #[error("could not issue a token: no signing key")]
+    NoSigningKey,
+    #[error("could not issue a token: {0}")]
+    Sign(jsonwebtoken::errors::Error),
+}
 
 impl Tokens {
     pub fn new(issuer: String, audience: Option<String>, ttl: i64, keys: Vec<SigningKey>) -> Self {
@@ -89,9 +95,7 @@ impl Tokens {
         now: i64,
     ) -> Result<Claims, IssueError> {
         let mut jti = [0u8; 16];
-        self.rng
-            .fill(&mut jti)
-            .map_err(|_| IssueError("the system random number generator failed".into()))?;
+        self.rng.fill(&mut jti).map_err(|_| IssueError::Random)?;
         Ok(Claims {
             iss: self.issuer.clone(),
             sub: sub.to_owned(),
@@ -106,11 +110,8 @@ impl Tokens {
     }
 
     pub fn sign(&self, claims: &Claims) -> Result<String, IssueError> {
-        let key = self
-            .keys
-            .first()
-            .ok_or_else(|| IssueError("no signing key".into()))?;
-        key.sign(claims).map_err(IssueError)
+        let key = self.keys.first().ok_or(IssueError::NoSigningKey)?;
+        key.sign(claims).map_err(IssueError::Sign)
     }
 
     /// The claims of `token` if this server issued it and it is currently valid: a known

@@ -15,7 +15,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::WebPkiClientVerifier;
@@ -78,7 +78,21 @@ impl Ca {
         client: bool,
     ) -> Leaf {
         let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-        let mut params = CertificateParams::new(names).unwrap();
+        let params = CertificateParams::new(names).unwrap();
+        self.issue_with(dir, stem, subject, params.subject_alt_names, client)
+    }
+
+    /// Like [`Ca::issue`], with subject alternative names of any kind (email, URI).
+    pub fn issue_with(
+        &self,
+        dir: &Path,
+        stem: &str,
+        subject: (&str, &str),
+        sans: Vec<SanType>,
+        client: bool,
+    ) -> Leaf {
+        let mut params = CertificateParams::default();
+        params.subject_alt_names = sans;
         params.distinguished_name = DistinguishedName::new();
         params
             .distinguished_name

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use http::{Request, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
+use rcgen::SanType;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, RootCertStore};
 use tokio::net::TcpStream;
@@ -68,7 +69,7 @@ consumers:
     groups: [staff]
     certificates: [\"CN=alice,O=Example\"]
   - name: billing
-    certificates: [billing.internal.test]
+    certificates: [\"dns:billing.internal.test\"]
 upstreams:
   - name: echo
     targets: [{{url: \"{{upstream}}\"}}]
@@ -247,6 +248,121 @@ async fn an_optional_client_certificate_is_required_by_mtls_routes() {
         "a certificate from another CA must be refused: {err:?}"
     );
     assert_eq!(up.hits(), 2);
+}
+
+/// A listener that requires a certificate from the CAs in `ca`, the given `consumers:`
+/// entries and a route that needs `mtls`.
+fn consumers_config(pki: &Pki, ca: &Path, consumers: &str) -> String {
+    format!(
+        "listeners:
+  - name: secure
+    address: 127.0.0.1:0
+    http2: false
+    tls:
+      certificates:
+        - {{cert: \"{}\", key: \"{}\"}}
+      client_auth: {{ca: \"{}\"}}
+consumers:
+{consumers}upstreams:
+  - name: echo
+    targets: [{{url: \"{{upstream}}\"}}]
+routes:
+  - {{name: api, paths: [/api], upstream: echo, auth: {{methods: [mtls]}}}}
+",
+        pki.server.cert.display(),
+        pki.server.key.display(),
+        ca.display()
+    )
+}
+
+/// The consumer a certificate gets on an `mtls` route, or the status when it gets none.
+async fn consumer_of(gw: &TestGateway, pki: &Pki, leaf: &Leaf) -> Result<String, u16> {
+    let answer = get(gw.addr, client(&pki.server_ca, Some(leaf)), "/api").await;
+    match answer.status {
+        200 => Ok(answer.body["headers"]["x-consumer-id"]
+            .as_str()
+            .unwrap()
+            .to_owned()),
+        status => Err(status),
+    }
+}
+
+#[tokio::test]
+async fn typed_entries_match_only_their_kind_of_name() {
+    let pki = pki();
+    let dir = pki.dir.path();
+    let ca = &pki.clients_ca;
+    // The impersonation the typed entries stop: an email SAN whose text is alice's subject.
+    let email = SanType::Rfc822Name("CN=alice,O=Example".try_into().unwrap());
+    let mallory = ca.issue_with(dir, "mallory", ("Example", "mallory"), vec![email], true);
+    let parsed = turnpike_policy::mtls::client_cert(&mallory.der).unwrap();
+    assert_eq!(parsed.subject, "CN=mallory,O=Example");
+    let svc = ca.issue(
+        dir,
+        "svc",
+        ("Example", "svc-7"),
+        &["Svc.Internal.test"],
+        true,
+    );
+    // A subject CN that reads like the DNS entry is not a DNS name.
+    let cn_only = ca.issue(dir, "cn-only", ("Example", "svc.internal.test"), &[], true);
+    let robot = ca.issue(dir, "robot", ("Example", "robot"), &[], true);
+    let robot_again = ca.issue(dir, "robot-again", ("Example", "robot"), &[], true);
+    let fingerprint = ring::digest::digest(&ring::digest::SHA256, &robot.der);
+    let fingerprint: String = fingerprint
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    let consumers = format!(
+        "  - {{name: alice, certificates: [\"CN=alice,O=Example\"]}}
+  - {{name: svc, certificates: [\"dns:svc.internal.test\"]}}
+  - {{name: robot, certificates: [\"sha256:{fingerprint}\"]}}
+"
+    );
+    let (gw, up) = start(&consumers_config(&pki, &ca.pem, &consumers)).await;
+
+    assert_eq!(consumer_of(&gw, &pki, &mallory).await, Err(401));
+    assert_eq!(consumer_of(&gw, &pki, &svc).await.as_deref(), Ok("svc"));
+    assert_eq!(consumer_of(&gw, &pki, &cn_only).await, Err(401));
+    assert_eq!(consumer_of(&gw, &pki, &robot).await.as_deref(), Ok("robot"));
+    assert_eq!(
+        consumer_of(&gw, &pki, &robot_again).await,
+        Err(401),
+        "the same subject with another key is another certificate"
+    );
+    assert_eq!(up.hits(), 2);
+}
+
+#[tokio::test]
+async fn certificate_issuer_pins_the_consumer_to_one_of_the_trusted_cas() {
+    let pki = pki();
+    let dir = pki.dir.path();
+    let partner_ca = new_ca(dir, "partner-ca");
+    // One bundle, two CAs: both can sign any subject.
+    let bundle = dir.join("bundle.pem");
+    let pems = [&pki.clients_ca.pem, &partner_ca.pem].map(|p| std::fs::read_to_string(p).unwrap());
+    std::fs::write(&bundle, pems.concat()).unwrap();
+    let consumers = "  - name: alice
+    certificates: [\"CN=alice,O=Example\"]
+    certificate_issuer: \"CN=clients-ca test CA\"
+  - {name: bob, certificates: [\"CN=bob,O=Example\"]}
+";
+    let (gw, _up) = start(&consumers_config(&pki, &bundle, consumers)).await;
+    let alice = pki
+        .clients_ca
+        .issue(dir, "alice", ("Example", "alice"), &[], true);
+    let forged = partner_ca.issue(dir, "forged", ("Example", "alice"), &[], true);
+    let bob = partner_ca.issue(dir, "bob", ("Example", "bob"), &[], true);
+
+    assert_eq!(consumer_of(&gw, &pki, &alice).await.as_deref(), Ok("alice"));
+    assert_eq!(
+        consumer_of(&gw, &pki, &forged).await,
+        Err(401),
+        "alice's subject from the other trusted CA"
+    );
+    // Without a pin, every CA of the bundle is trusted for the consumer.
+    assert_eq!(consumer_of(&gw, &pki, &bob).await.as_deref(), Ok("bob"));
 }
 
 /// A plain listener in front of `upstream` (an https URL) with the given `tls:` lines.

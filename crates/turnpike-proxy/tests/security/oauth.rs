@@ -424,6 +424,85 @@ async fn metadata_and_jwks_describe_the_server() {
 }
 
 #[tokio::test]
+async fn advertised_endpoints_are_served_when_the_issuer_has_a_path() {
+    let (keys, h) = (Keys::new(), Hashes::new());
+    let yaml = config(&keys.entries(&[("k1", "ES256", "es256")]), "1h", &h)
+        .replace("issuer: https://gw.test", "issuer: https://gw.test/auth");
+    let (gw, _up) = gateway(&yaml).await;
+    let meta = gw.get("/.well-known/oauth-authorization-server/auth").await;
+    assert_eq!(meta.status, 200, "{}", meta.text());
+    let meta = meta.json();
+    assert_eq!(meta["issuer"], "https://gw.test/auth");
+    let path = |field: &str| {
+        let url = meta[field].as_str().unwrap();
+        url.strip_prefix("https://gw.test")
+            .unwrap_or_else(|| panic!("{field} {url} is not on the issuer's host"))
+            .to_owned()
+    };
+    assert_eq!(path("token_endpoint"), "/oauth/token");
+    assert_eq!(path("jwks_uri"), "/.well-known/jwks.json");
+    // Each advertised URL is one the gateway answers.
+    let auth = basic("billing", BILLING_SECRET);
+    let headers = [FORM, ("authorization", auth.as_str())];
+    let body = "grant_type=client_credentials&scope=orders%3Aread";
+    let resp = post(&gw, &path("token_endpoint"), &headers, body).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let token = resp.json()["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(jwt_part(&token, 1)["iss"], "https://gw.test/auth");
+    let body = format!("token={}", form_encode(&token));
+    let resp = post(&gw, &path("introspection_endpoint"), &headers, &body).await;
+    assert_eq!(resp.json()["active"], true, "{}", resp.text());
+    assert_eq!(gw.get(&path("jwks_uri")).await.status, 200);
+    let resp = post(&gw, &path("revocation_endpoint"), &headers, &body).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(call(&gw, "/orders", &token).await.status, 401, "revoked");
+}
+
+/// HS256 tokens of a partner, from a provider without `issuer`.
+const PARTNER_SECRET: &str = "partner-secret-0123456789abcdef-0123";
+
+fn partner_token(iss: &str) -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let claims = serde_json::json!({"iss": iss, "sub": "partner", "exp": exp});
+    let key = jsonwebtoken::EncodingKey::from_secret(PARTNER_SECRET.as_bytes());
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
+}
+
+#[tokio::test]
+async fn an_issuerless_jwt_provider_leaves_the_gateways_tokens_to_oauth() {
+    let (keys, h) = (Keys::new(), Hashes::new());
+    let yaml = format!(
+        "{}  - name: mixed
+    paths: [/mixed]
+    upstream: echo
+    auth: {{methods: [jwt, oauth]}}
+auth:
+  jwt:
+    - name: partner
+      algorithms: [HS256]
+      keys: [{{secret: \"{PARTNER_SECRET}\"}}]
+",
+        config(&keys.entries(&[("k1", "ES256", "es256")]), "1h", &h)
+    );
+    let (gw, _up) = gateway(&yaml).await;
+    let ours = billing_token(&gw, "orders:read").await;
+    let resp = call(&gw, "/mixed", &ours).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.json()["headers"]["x-consumer-id"], "billing-service");
+    // The provider still takes every other issuer's tokens.
+    let resp = call(&gw, "/mixed", &partner_token("https://partner.test")).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.json()["headers"]["x-consumer-id"], "partner");
+    // A partner-signed token claiming the gateway's issuer is `oauth`'s to judge: refused.
+    let forged = partner_token("https://gw.test");
+    assert_eq!(call(&gw, "/mixed", &forged).await.status, 401);
+}
+
+#[tokio::test]
 async fn pyjwt_verifies_issued_tokens_against_the_served_jwks() {
     let (keys, h) = (Keys::new(), Hashes::new());
     for (alg, file) in [
