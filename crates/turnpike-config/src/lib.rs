@@ -23,6 +23,8 @@ mod yaml;
 
 use std::path::Path;
 
+use serde_json::Value;
+
 pub use error::{ConfigError, ConfigErrors};
 pub use model::Config;
 
@@ -72,6 +74,43 @@ pub fn load_str(
             // File order, so the list reads like the file does.
             errors.sort_by_key(|e| (e.line, e.column));
             errors.dedup();
+            Err(ConfigErrors::Invalid(errors))
+        }
+    }
+}
+
+/// Deserializes and validates an already-parsed document with the same phases and messages
+/// as [`load_str`], for configuration that arrives as JSON (the admin API checks a candidate
+/// entity by merging it into the effective document and loading that).
+///
+/// Strings are taken literally: `${VAR}` references are not substituted, since a document
+/// built by a program has no environment of its own. Nothing has a position, so every error
+/// has line and column 0 and `origin` as its file; its `path` (`routes[3].upstream`) says
+/// where the problem is.
+pub fn load_value(value: &Value, origin: &Path) -> Result<Config, ConfigErrors> {
+    let index = yaml::PathIndex::default();
+    let mut problems = Vec::new();
+    let parsed = de::deserialize(value, &mut problems);
+    if let Some(parsed) = &parsed {
+        problems.extend(validate::validate(parsed, &index));
+    }
+    match parsed {
+        Some(parsed) if problems.is_empty() => Ok(parsed.config),
+        _ => {
+            let mut errors: Vec<ConfigError> = Vec::with_capacity(problems.len());
+            for p in problems {
+                let error = ConfigError {
+                    file: origin.to_owned(),
+                    line: 0,
+                    column: 0,
+                    path: p.path,
+                    message: p.message,
+                };
+                // Discovery order is document order here; only drop exact repeats.
+                if !errors.contains(&error) {
+                    errors.push(error);
+                }
+            }
             Err(ConfigErrors::Invalid(errors))
         }
     }

@@ -86,9 +86,23 @@ pub fn write(path: &Path, file: &KeysFile) -> Result<(), KeysFileError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    write_private(&tmp, text.as_bytes()).map_err(io)?;
+    // A fresh, unguessable name opened with `create_new`: in a shared directory nobody
+    // can plant a symlink where the temporary file will be.
+    let tmp = dir.join(format!(".{name}.tmp-{:016x}", random_u64()));
+    if let Err(source) = write_private(&tmp, text.as_bytes()) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(source));
+    }
     std::fs::rename(&tmp, path).map_err(io)
+}
+
+fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    // Without the system RNG the process id still keeps two writers apart.
+    match ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes) {
+        Ok(()) => u64::from_le_bytes(bytes),
+        Err(_) => u64::from(std::process::id()),
+    }
 }
 
 /// Creates the file readable by its owner only: the hashes are keyed by a secret, but
@@ -96,7 +110,7 @@ pub fn write(path: &Path, file: &KeysFile) -> Result<(), KeysFileError> {
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path)?;

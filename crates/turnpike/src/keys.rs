@@ -191,21 +191,24 @@ fn create(
     let id = entry.key.id.clone();
     keys.keys.push(entry);
     store.write(&keys)?;
-    match output {
-        Output::Text => println!("{key}"),
-        Output::Json => println!(
-            "{}",
-            serde_json::json!({
-                "id": id, "consumer": consumer, "key": key,
-                "created_at": now.to_string(), "expires_at": expires.map(|t| t.to_string()),
-            })
-        ),
-    }
+    let json = serde_json::json!({
+        "id": id, "consumer": consumer, "key": key,
+        "created_at": now.to_string(), "expires_at": expires.map(|t| t.to_string()),
+    });
+    print_new_key(output, &key, json);
     let until = expires.map_or(String::new(), |t| format!(", expires {t}"));
     eprintln!(
         "Created key {id} for consumer `{consumer}`{until}. This is the only time the key is shown: store it now."
     );
     Ok(())
+}
+
+/// The new key alone on stdout (easy to capture), or everything about it as JSON.
+fn print_new_key(output: Output, key: &str, json: serde_json::Value) {
+    match output {
+        Output::Text => println!("{key}"),
+        Output::Json => println!("{json}"),
+    }
 }
 
 fn status(key: &ApiKey, now: Timestamp) -> &'static str {
@@ -341,17 +344,12 @@ fn rotate(
     let new_id = entry.key.id.clone();
     keys.keys.push(entry);
     store.write(&keys)?;
-    match output {
-        Output::Text => println!("{key}"),
-        Output::Json => println!(
-            "{}",
-            serde_json::json!({
-                "id": new_id, "consumer": consumer, "key": key,
-                "created_at": now.to_string(), "expires_at": expires.map(|t| t.to_string()),
-                "replaces": old_id, "old_expires_at": old_end.to_string(),
-            })
-        ),
-    }
+    let json = serde_json::json!({
+        "id": new_id, "consumer": consumer, "key": key,
+        "created_at": now.to_string(), "expires_at": expires.map(|t| t.to_string()),
+        "replaces": old_id, "old_expires_at": old_end.to_string(),
+    });
+    print_new_key(output, &key, json);
     let shortened = if old_end < overlap_end {
         " (its own expiry, not extended)"
     } else {

@@ -1,0 +1,416 @@
+//! Entity CRUD, the same for every kind: list, create, get, replace, delete, with ETags
+//! from the store's revisions and validation against the effective configuration.
+//!
+//! Each kind gets thin handlers from [`entity_api!`] so its OpenAPI operations name its
+//! own schema; the behaviour lives once, in the functions here.
+
+use axum::Json;
+use axum::extract::Path;
+use axum::extract::rejection::PathRejection;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use turnpike_store::{ListQuery, MAX_LIMIT, Record};
+use utoipa::IntoParams;
+
+use crate::auth::Caller;
+use crate::body::{etag, segment};
+use crate::error::{ApiError, Detail, singular};
+use crate::state::AdminState;
+use crate::validate::{self, Change};
+
+/// Longest entity name accepted; names are path segments and log fields.
+const MAX_NAME: usize = 200;
+
+/// Paging and filtering of a list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListParams {
+    /// Items per page, 1 to 1000 (default 100).
+    limit: Option<u32>,
+    /// The previous page's `next`: names after this one.
+    after: Option<String>,
+    /// Only names starting with this.
+    prefix: Option<String>,
+}
+
+/// One page of entities, in name order.
+#[derive(Debug, Serialize)]
+pub(crate) struct Page {
+    items: Vec<Value>,
+    next: Option<String>,
+}
+
+pub(crate) async fn list(
+    state: &AdminState,
+    kind: &str,
+    params: ListParams,
+) -> Result<Json<Page>, ApiError> {
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be between 1 and {MAX_LIMIT}"),
+        )
+        .with_details(vec![Detail::new("limit", format!("found {limit}"))]));
+    }
+    let query = ListQuery {
+        limit,
+        after: params.after,
+        prefix: params.prefix,
+    };
+    let page = state.store().list(kind, &query).await?;
+    Ok(Json(Page {
+        items: page.items.into_iter().map(|r| r.doc).collect(),
+        next: page.next,
+    }))
+}
+
+pub(crate) async fn get(state: &AdminState, kind: &str, name: &str) -> Result<Response, ApiError> {
+    match state.store().get(kind, name).await? {
+        Some(record) => Ok(entity(StatusCode::OK, &record, None)),
+        None => Err(not_found(kind, name)),
+    }
+}
+
+pub(crate) async fn create(
+    state: &AdminState,
+    caller: &Caller,
+    kind: &str,
+    doc: Value,
+) -> Result<Response, ApiError> {
+    let name = match doc.get("name") {
+        Some(Value::String(name)) => name.clone(),
+        _ if !doc.is_object() => return Err(not_object()),
+        _ => {
+            return Err(invalid(vec![Detail::new(
+                "name",
+                "a string `name` is required",
+            )]));
+        }
+    };
+    check_name(&name)?;
+    let _one_writer = state.inner.writes.lock().await;
+    let (base, records) = current(state, kind, &name).await?;
+    if find(&records, kind, &name).is_some() {
+        let what = singular(kind);
+        return Err(ApiError::conflict(
+            "already_exists",
+            format!("{what} {name:?} already exists"),
+        ));
+    }
+    let put = Change::Put {
+        kind,
+        name: &name,
+        doc: &doc,
+    };
+    refuse(
+        validate::check(&base, &records, put),
+        StatusCode::BAD_REQUEST,
+    )?;
+    let record = state
+        .store()
+        .create(kind, &name, doc, &caller.actor)
+        .await?;
+    let location = format!("/api/v1/{kind}/{}", segment(&name));
+    Ok(entity(StatusCode::CREATED, &record, Some(location)))
+}
+
+pub(crate) async fn replace(
+    state: &AdminState,
+    caller: &Caller,
+    kind: &str,
+    name: &str,
+    headers: &HeaderMap,
+    mut doc: Value,
+) -> Result<Response, ApiError> {
+    let expect = crate::body::if_match(headers)?;
+    let Some(fields) = doc.as_object_mut() else {
+        return Err(not_object());
+    };
+    // The name is the key in the URL; the body may leave it out but not contradict it.
+    match fields.get("name") {
+        None => {
+            fields.insert("name".to_owned(), Value::String(name.to_owned()));
+        }
+        Some(Value::String(n)) if n == name => {}
+        Some(_) => {
+            let msg = format!("must be {name:?}, as in the URL (entities cannot be renamed)");
+            return Err(invalid(vec![Detail::new("name", msg)]));
+        }
+    }
+    let _one_writer = state.inner.writes.lock().await;
+    let (base, records) = current(state, kind, name).await?;
+    let existing = find(&records, kind, name).ok_or_else(|| not_found(kind, name))?;
+    precondition(existing, expect)?;
+    let put = Change::Put {
+        kind,
+        name,
+        doc: &doc,
+    };
+    refuse(
+        validate::check(&base, &records, put),
+        StatusCode::BAD_REQUEST,
+    )?;
+    let record = state
+        .store()
+        .update(kind, name, doc, expect, &caller.actor)
+        .await?;
+    Ok(entity(StatusCode::OK, &record, None))
+}
+
+pub(crate) async fn delete(
+    state: &AdminState,
+    caller: &Caller,
+    kind: &str,
+    name: &str,
+    headers: &HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let expect = crate::body::if_match(headers)?;
+    let _one_writer = state.inner.writes.lock().await;
+    let (base, records) = current(state, kind, name).await?;
+    let existing = find(&records, kind, name).ok_or_else(|| not_found(kind, name))?;
+    precondition(existing, expect)?;
+    refuse(
+        validate::check(&base, &records, Change::Delete { kind, name }),
+        StatusCode::CONFLICT,
+    )?;
+    state
+        .store()
+        .delete(kind, name, expect, &caller.actor)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The base document and every store entity, after refusing names the file defines.
+async fn current(
+    state: &AdminState,
+    kind: &str,
+    name: &str,
+) -> Result<(std::sync::Arc<Value>, Vec<Record>), ApiError> {
+    let base = state.base();
+    if validate::base_names(&base, kind).iter().any(|n| n == name) {
+        return Err(ApiError::conflict(
+            "read_only",
+            format!(
+                "{} {name:?} is defined in the configuration file; change it there",
+                singular(kind)
+            ),
+        ));
+    }
+    let (_, records) = state.store().snapshot().await?;
+    Ok((base, records))
+}
+
+fn find<'r>(records: &'r [Record], kind: &str, name: &str) -> Option<&'r Record> {
+    records.iter().find(|r| r.kind == kind && r.name == name)
+}
+
+/// Checks `If-Match` before validating, so a stale writer hears 412 and not about fields.
+/// The store checks it again inside its transaction.
+fn precondition(record: &Record, expect: Option<i64>) -> Result<(), ApiError> {
+    match expect {
+        Some(revision) if revision != record.revision => {
+            Err(turnpike_store::StoreError::RevisionMismatch {
+                current: record.revision,
+            }
+            .into())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn refuse(problems: Vec<Detail>, status: StatusCode) -> Result<(), ApiError> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(if status == StatusCode::CONFLICT {
+        ApiError::conflict(
+            "conflict",
+            "other entities depend on this one; change them first",
+        )
+        .with_details(problems)
+    } else {
+        invalid(problems)
+    })
+}
+
+fn invalid(details: Vec<Detail>) -> ApiError {
+    let n = details.len();
+    let s = if n == 1 { "" } else { "s" };
+    ApiError::bad_request(
+        "invalid_entity",
+        format!("the entity is invalid ({n} problem{s})"),
+    )
+    .with_details(details)
+}
+
+fn not_object() -> ApiError {
+    invalid(vec![Detail::new("", "expected a JSON object")])
+}
+
+fn not_found(kind: &str, name: &str) -> ApiError {
+    ApiError::not_found(format!("{} {name:?} not found", singular(kind)))
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    let problem = if name.trim().is_empty() {
+        "must not be empty"
+    } else if name.len() > MAX_NAME {
+        "is too long (at most 200 bytes)"
+    } else if name.chars().any(char::is_control) {
+        "must not contain control characters"
+    } else {
+        return Ok(());
+    };
+    Err(invalid(vec![Detail::new("name", problem)]))
+}
+
+/// An entity response: the document as written, with its revision as ETag.
+fn entity(status: StatusCode, record: &Record, location: Option<String>) -> Response {
+    let mut response = (status, Json(&record.doc)).into_response();
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&etag(record.revision)) {
+        headers.insert(header::ETAG, v);
+    }
+    if let Some(v) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        headers.insert(header::LOCATION, v);
+    }
+    response
+}
+
+/// The `{name}` path segment, or a JSON 400.
+pub(crate) fn name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    path.map(|Path(n)| n)
+        .map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))
+}
+
+/// Handlers and OpenAPI operations for one kind; see the module docs.
+macro_rules! entity_api {
+    ($module:ident, $kind:tt, $one:tt, $schema:ident, $list:ident, $collection:tt, $item:tt) => {
+        pub(crate) mod $module {
+            use axum::Extension;
+            use axum::extract::rejection::{PathRejection, QueryRejection};
+            use axum::extract::{Path, Query, State};
+            use axum::response::{IntoResponse, Response};
+            use http::HeaderMap;
+
+            #[allow(unused_imports, reason = "named only by the OpenAPI attributes")]
+            use crate::error::ErrorBody;
+            #[allow(unused_imports, reason = "named only by the OpenAPI attributes")]
+            use crate::schema::{$list, $schema};
+            use crate::auth::Caller;
+            use crate::body::JsonBody;
+            use crate::entities::{self, ListParams};
+            use crate::error::ApiError;
+            use crate::state::AdminState;
+
+            #[utoipa::path(get, path = $collection, tag = $kind, operation_id = concat!("list_", $kind), params(ListParams),
+                security(("bearer" = [])),
+                responses((status = 200, description = "One page, in name order", body = $list),
+                    (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+            pub(crate) async fn list(
+                State(state): State<AdminState>,
+                q: Result<Query<ListParams>, QueryRejection>,
+            ) -> Result<Response, ApiError> {
+                let params = crate::body::query(q)?;
+                Ok(entities::list(&state, $kind, params).await?.into_response())
+            }
+
+            #[utoipa::path(post, path = $collection, tag = $kind, operation_id = concat!("create_", $one), request_body = $schema,
+                security(("bearer" = [])),
+                responses((status = 201, description = "Created; `ETag` and `Location` set", body = $schema),
+                    (status = 400, description = "Invalid; `details` name the fields", body = ErrorBody),
+                    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+                    (status = 409, description = "The name is taken or defined in the file", body = ErrorBody)))]
+            pub(crate) async fn create(
+                State(state): State<AdminState>,
+                Extension(caller): Extension<Caller>,
+                JsonBody(doc): JsonBody,
+            ) -> Result<Response, ApiError> {
+                entities::create(&state, &caller, $kind, doc).await
+            }
+
+            #[utoipa::path(get, path = $item, tag = $kind, operation_id = concat!("get_", $one),
+                params(("name" = String, Path, description = "The entity's name")),
+                security(("bearer" = [])),
+                responses((status = 200, description = "The entity; `ETag` is its revision", body = $schema),
+                    (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+            pub(crate) async fn get(
+                State(state): State<AdminState>,
+                name: Result<Path<String>, PathRejection>,
+            ) -> Result<Response, ApiError> {
+                entities::get(&state, $kind, &entities::name(name)?).await
+            }
+
+            #[utoipa::path(put, path = $item, tag = $kind, operation_id = concat!("replace_", $one), request_body = $schema,
+                params(("name" = String, Path, description = "The entity's name"),
+                    ("If-Match" = Option<String>, Header, description = "Replace only at this revision (its ETag)")),
+                security(("bearer" = [])),
+                responses((status = 200, description = "Replaced; `ETag` is the new revision", body = $schema),
+                    (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+                    (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+                    (status = 409, body = ErrorBody),
+                    (status = 412, description = "`If-Match` is not the current revision", body = ErrorBody)))]
+            pub(crate) async fn replace(
+                State(state): State<AdminState>,
+                Extension(caller): Extension<Caller>,
+                name: Result<Path<String>, PathRejection>,
+                headers: HeaderMap,
+                JsonBody(doc): JsonBody,
+            ) -> Result<Response, ApiError> {
+                let name = entities::name(name)?;
+                entities::replace(&state, &caller, $kind, &name, &headers, doc).await
+            }
+
+            #[utoipa::path(delete, path = $item, tag = $kind, operation_id = concat!("delete_", $one),
+                params(("name" = String, Path, description = "The entity's name"),
+                    ("If-Match" = Option<String>, Header, description = "Delete only at this revision (its ETag)")),
+                security(("bearer" = [])),
+                responses((status = 204, description = "Deleted"),
+                    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+                    (status = 404, body = ErrorBody),
+                    (status = 409, description = "Other entities use it", body = ErrorBody),
+                    (status = 412, body = ErrorBody)))]
+            pub(crate) async fn delete(
+                State(state): State<AdminState>,
+                Extension(caller): Extension<Caller>,
+                name: Result<Path<String>, PathRejection>,
+                headers: HeaderMap,
+            ) -> Result<Response, ApiError> {
+                let name = entities::name(name)?;
+                let status = entities::delete(&state, &caller, $kind, &name, &headers).await?;
+                Ok(status.into_response())
+            }
+        }
+    };
+}
+
+entity_api!(
+    upstreams,
+    "upstreams",
+    "upstream",
+    Upstream,
+    UpstreamList,
+    "/api/v1/upstreams",
+    "/api/v1/upstreams/{name}"
+);
+entity_api!(
+    routes,
+    "routes",
+    "route",
+    Route,
+    RouteList,
+    "/api/v1/routes",
+    "/api/v1/routes/{name}"
+);
+entity_api!(
+    consumers,
+    "consumers",
+    "consumer",
+    Consumer,
+    ConsumerList,
+    "/api/v1/consumers",
+    "/api/v1/consumers/{name}"
+);

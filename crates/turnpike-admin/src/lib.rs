@@ -1,0 +1,170 @@
+//! Turnpike's admin REST API: entity CRUD over the store with the config file's validation,
+//! admin tokens with roles, the audit log, health endpoints, and the API's own OpenAPI 3.1
+//! document.
+//!
+//! Routes and their OpenAPI operations are registered together (`utoipa_axum::routes!`), so
+//! the served document lists exactly the routes the router has. Everything except
+//! `/healthz`, `/readyz` and `/api/v1/openapi.json` needs an admin token.
+
+mod auth;
+mod body;
+mod entities;
+mod error;
+mod health;
+mod schema;
+mod state;
+pub mod token;
+mod tokens;
+mod validate;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::response::{IntoResponse, Response};
+use utoipa::openapi::OpenApi as Document;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use auth::Caller;
+pub use error::{ApiError, Detail, ErrorBody, ErrorInfo};
+pub use state::{AdminOptions, AdminState, BOOTSTRAP_ENV, BOOTSTRAP_NAME, StartError};
+pub use token::Role;
+
+/// Where the OpenAPI document is served.
+pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Turnpike admin API",
+        description = "Manage a Turnpike gateway: entities, admin tokens, audit log.",
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "upstreams", description = "Groups of targets routes send traffic to"),
+        (name = "routes", description = "How requests find their upstream"),
+        (name = "consumers", description = "Named callers and their credential hashes"),
+        (name = "tokens", description = "Admin tokens (admin role)"),
+        (name = "audit", description = "Who changed what (admin role)"),
+        (name = "health", description = "Liveness and readiness; no token needed"),
+    )
+)]
+struct ApiDoc;
+
+/// Declares the `bearer` scheme the operations refer to.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut Document) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format("tpa_<id>_<secret>")
+            .description(Some("An admin token; its role decides what it may do."))
+            .build();
+        components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+/// The routes that need no token, and those that do, each with their operations.
+fn parts() -> (
+    (Router<AdminState>, Document),
+    (Router<AdminState>, Document),
+) {
+    let public = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(openapi_json));
+    let protected = OpenApiRouter::new()
+        .routes(routes!(
+            entities::upstreams::list,
+            entities::upstreams::create
+        ))
+        .routes(routes!(
+            entities::upstreams::get,
+            entities::upstreams::replace,
+            entities::upstreams::delete
+        ))
+        .routes(routes!(entities::routes::list, entities::routes::create))
+        .routes(routes!(
+            entities::routes::get,
+            entities::routes::replace,
+            entities::routes::delete
+        ))
+        .routes(routes!(
+            entities::consumers::list,
+            entities::consumers::create
+        ))
+        .routes(routes!(
+            entities::consumers::get,
+            entities::consumers::replace,
+            entities::consumers::delete
+        ))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(health::audit));
+    (public.split_for_parts(), protected.split_for_parts())
+}
+
+/// The admin API's OpenAPI 3.1 document, as served at [`OPENAPI_PATH`].
+pub fn openapi() -> Document {
+    let ((_, mut doc), (_, protected)) = parts();
+    doc.merge(protected);
+    doc
+}
+
+/// The admin API as an axum router (serve it with connect info, as [`serve`] does, for
+/// `insecure_no_auth` to admit loopback clients).
+pub fn router(state: AdminState) -> Router {
+    let ((public, _), (protected, _)) = parts();
+    let protected = protected.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::require,
+    ));
+    public
+        .merge(protected)
+        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::no_method)
+        .layer(axum::extract::DefaultBodyLimit::max(body::MAX_BODY))
+        .with_state(state)
+}
+
+/// Serves the admin API on `listener` until `shutdown` completes, then lets requests in
+/// flight finish. Refuses `insecure_no_auth` unless the listener is on a loopback address.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AdminState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let local = listener.local_addr()?;
+    if state.inner.insecure_no_auth && !local.ip().is_loopback() {
+        return Err(StartError::InsecureNotLoopback(local));
+    }
+    tracing::info!(address = %local, "admin API listening");
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+/// The document itself, rendered once: it is fixed for the life of the process.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "health",
+    responses((status = 200, description = "This document", content_type = "application/json")))]
+async fn openapi_json() -> Response {
+    static JSON: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let json = JSON.get_or_init(|| {
+        openapi().to_json().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot render the OpenAPI document");
+            "{}".to_owned()
+        })
+    });
+    (
+        [(http::header::CONTENT_TYPE, "application/json")],
+        json.clone(),
+    )
+        .into_response()
+}

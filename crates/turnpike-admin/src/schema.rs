@@ -1,0 +1,297 @@
+//! OpenAPI schemas of the entity bodies: the same objects as in the YAML file.
+//!
+//! `turnpike_config::model` has no OpenAPI derive (that crate stays free of HTTP concerns),
+//! so these types describe it for the document only; no request is ever parsed with them.
+//! Top-level fields are spelled out, nested settings blocks are objects documented in
+//! `docs/configuration.md`. A test compares every property here with the fields the model
+//! accepts, so the two cannot drift apart unnoticed.
+
+#![allow(
+    dead_code,
+    reason = "describes the model for the OpenAPI document; never built"
+)]
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// A named group of targets that routes send traffic to (`upstreams:` in the file).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    pub name: String,
+    pub targets: Vec<Target>,
+    #[serde(default)]
+    pub balancer: Balancer,
+    /// Key for `balancer: consistent_hash`: `{"header": NAME}`, `{"cookie": NAME}`,
+    /// `client_ip` or `path`.
+    #[serde(default)]
+    pub hash_on: Value,
+    #[serde(default)]
+    pub protocol: UpstreamProtocol,
+    /// `preserve` (the client's Host), `target` (the target's authority) or a fixed value.
+    #[serde(default)]
+    pub host_header: String,
+    /// `connect`, `first_byte`, `idle`, `total` durations (`"5s"`).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub timeouts: Value,
+    /// `idle_timeout`, `max_idle_per_target`.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub pool: Value,
+    /// `attempts`, `budget_percent`, `min_per_second`, `on_statuses`.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub retries: Value,
+    /// `active` and `passive` health checks.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub health: Value,
+    /// `failure_ratio`, `min_requests`, `window`, `open_for`.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub circuit_breaker: Value,
+    /// `ca`, `client_cert`, `client_key` for `https://` targets.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub tls: Value,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// `http://host:port` or `https://host:port`; no path, query or credentials.
+    pub url: String,
+    #[serde(default)]
+    #[schema(default = 1, minimum = 0)]
+    pub weight: u32,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Balancer {
+    #[default]
+    RoundRobin,
+    LeastConnections,
+    ConsistentHash,
+    LeastLatency,
+    Random,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamProtocol {
+    #[default]
+    Http1,
+    Http2,
+}
+
+/// How a request finds its upstream (`routes:` in the file).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub name: String,
+    /// Exact hosts or `*.example.com` wildcards; empty matches any host.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Literal paths or templates with `{param}` segments; empty means `/`.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    #[serde(default)]
+    pub path_type: PathType,
+    /// Upper-case method names; empty matches every method.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Header name to one accepted value or a list of them.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub headers: Value,
+    /// Name of the upstream; it must exist.
+    pub upstream: String,
+    #[serde(default)]
+    pub strip_prefix: bool,
+    /// Replacement path; `{param}` names from the matched template are substituted.
+    #[serde(default)]
+    pub rewrite: String,
+    #[serde(default)]
+    pub request_headers: HeaderTransform,
+    #[serde(default)]
+    pub response_headers: HeaderTransform,
+    /// `methods`, `jwt_providers`, `anonymous`, `scopes`, `groups`.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub auth: Value,
+    #[serde(default)]
+    pub ip_rules: IpRules,
+    /// `origins`, `methods`, `headers`, `expose_headers`, `credentials`, `max_age`.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub cors: Value,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PathType {
+    #[default]
+    Prefix,
+    Exact,
+}
+
+/// Header edits, in order: remove, set (replace), add (append).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeaderTransform {
+    pub remove: Vec<String>,
+    pub set: BTreeMap<String, String>,
+    pub add: BTreeMap<String, String>,
+}
+
+/// Client networks (CIDR) allowed and denied; deny wins.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct IpRules {
+    pub allow: Vec<String>,
+    pub deny: Vec<String>,
+}
+
+/// A named caller of the APIs (`consumers:` in the file). Credentials are hashes only.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Consumer {
+    pub name: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Free-form labels for the operator.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    #[serde(default)]
+    pub keys: Vec<ApiKey>,
+    #[serde(default)]
+    pub basic_auth: Vec<BasicCredential>,
+    /// Client certificate names (subject DN, `dns:`, `email:`, `uri:`, `sha256:`).
+    #[serde(default)]
+    pub certificates: Vec<String>,
+    /// Issuer DN the client certificate must have.
+    #[serde(default)]
+    pub certificate_issuer: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKey {
+    /// The id part of `tp_<id>_<secret>`.
+    pub id: String,
+    /// `hmac-sha256:<hex>` of the whole key under `auth.key_secret`.
+    pub hash: String,
+    /// RFC 3339 instant after which the key no longer works.
+    #[serde(default)]
+    pub expires_at: String,
+    #[serde(default)]
+    pub revoked: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BasicCredential {
+    pub username: String,
+    /// PHC-format argon2 hash, as `turnpike hash-password` prints.
+    pub password_hash: String,
+}
+
+/// One page of upstreams.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UpstreamList {
+    pub items: Vec<Upstream>,
+    /// Pass as `after` for the next page; absent on the last.
+    pub next: Option<String>,
+}
+
+/// One page of routes.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RouteList {
+    pub items: Vec<Route>,
+    /// Pass as `after` for the next page; absent on the last.
+    pub next: Option<String>,
+}
+
+/// One page of consumers.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ConsumerList {
+    pub items: Vec<Consumer>,
+    /// Pass as `after` for the next page; absent on the last.
+    pub next: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::de::DeserializeOwned;
+    use turnpike_config::model;
+
+    /// The fields a model type accepts, read from serde's own "unknown field" message,
+    /// which lists every field the type knows.
+    fn model_fields<T: DeserializeOwned>() -> Vec<String> {
+        let probe = serde_json::json!({"\u{1}probe": 0});
+        let Err(e) = serde_json::from_value::<T>(probe) else {
+            panic!("the probe field was accepted");
+        };
+        let text = e.to_string();
+        // "expected `a`", "expected `a` or `b`", "expected one of `a`, `b`, `c`".
+        let list = text
+            .split("expected ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{text}"));
+        let mut fields: Vec<String> = list
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect();
+        fields.sort();
+        fields
+    }
+
+    fn schema_fields(name: &str) -> Vec<String> {
+        let doc = serde_json::to_value(crate::openapi()).unwrap();
+        let props = doc["components"]["schemas"][name]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("no schema {name}"));
+        let mut fields: Vec<String> = props.keys().cloned().collect();
+        fields.sort();
+        fields
+    }
+
+    #[test]
+    fn schemas_list_exactly_the_model_fields() {
+        let pairs = [
+            ("Upstream", model_fields::<model::Upstream>()),
+            ("Target", model_fields::<model::Target>()),
+            ("Route", model_fields::<model::Route>()),
+            ("HeaderTransform", model_fields::<model::HeaderTransform>()),
+            ("IpRules", model_fields::<model::IpRules>()),
+            ("Consumer", model_fields::<model::Consumer>()),
+            ("ApiKey", model_fields::<model::ApiKey>()),
+            ("BasicCredential", model_fields::<model::BasicCredential>()),
+        ];
+        for (name, fields) in pairs {
+            assert_eq!(schema_fields(name), fields, "{name}");
+        }
+    }
+
+    #[test]
+    fn required_fields_match_the_model() {
+        let doc = serde_json::to_value(crate::openapi()).unwrap();
+        let required = |n: &str| doc["components"]["schemas"][n]["required"].clone();
+        assert_eq!(required("Route"), serde_json::json!(["name", "upstream"]));
+        assert_eq!(required("Upstream"), serde_json::json!(["name", "targets"]));
+        assert_eq!(required("Consumer"), serde_json::json!(["name"]));
+        // The model agrees: a body with only these fields deserializes.
+        let route = serde_json::json!({"name": "r", "upstream": "u"});
+        serde_json::from_value::<model::Route>(route).unwrap();
+        let upstream = serde_json::json!({"name": "u", "targets": []});
+        serde_json::from_value::<model::Upstream>(upstream).unwrap();
+        serde_json::from_value::<model::Consumer>(serde_json::json!({"name": "c"})).unwrap();
+    }
+}

@@ -1,0 +1,168 @@
+//! What every admin handler shares: the store, its change feed, the configuration the
+//! file defines, and the start-up steps (the bootstrap token).
+
+use std::sync::{Arc, RwLock};
+
+use serde_json::Value;
+use tokio::sync::Mutex;
+use turnpike_config::Config;
+use turnpike_store::{ChangeFeed, NewToken, Store, StoreError};
+
+use crate::token::{self, Role};
+
+/// The environment variable holding the first admin token (see [`AdminOptions::from_env`]).
+pub const BOOTSTRAP_ENV: &str = "TURNPIKE_ADMIN_TOKEN";
+/// Name of the token created from [`BOOTSTRAP_ENV`].
+pub const BOOTSTRAP_NAME: &str = "bootstrap";
+
+/// How the admin API runs.
+#[derive(Clone, Default)]
+pub struct AdminOptions {
+    /// The configuration from the file; store entities are validated together with it, and
+    /// names it defines are read-only through the API.
+    pub base: Config,
+    /// A `tpa_...` token that becomes the `admin` token named `bootstrap` when the store
+    /// has no tokens yet.
+    pub bootstrap_token: Option<String>,
+    /// Development only: every request acts as `admin` without a token. [`crate::serve`]
+    /// refuses it unless the listener is on a loopback address.
+    pub insecure_no_auth: bool,
+}
+
+impl std::fmt::Debug for AdminOptions {
+    // By hand, so the bootstrap token can never reach a log through `{:?}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminOptions")
+            .field(
+                "bootstrap_token",
+                &self.bootstrap_token.as_ref().map(|_| "***"),
+            )
+            .field("insecure_no_auth", &self.insecure_no_auth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AdminOptions {
+    /// Options with `base`, taking the bootstrap token from `env` ([`BOOTSTRAP_ENV`]);
+    /// pass `|k| std::env::var(k).ok()` for the process environment.
+    pub fn from_env(base: Config, env: &dyn Fn(&str) -> Option<String>) -> Self {
+        Self {
+            base,
+            bootstrap_token: env(BOOTSTRAP_ENV).filter(|t| !t.trim().is_empty()),
+            insecure_no_auth: false,
+        }
+    }
+}
+
+/// Why the admin API could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "{BOOTSTRAP_ENV} is not an admin token: expected tpa_<12 letters or digits>_<43 letters or digits>"
+    )]
+    BadBootstrapToken,
+    #[error("cannot create the bootstrap admin token: {0}")]
+    Store(#[from] StoreError),
+    #[error("the base configuration cannot be represented as JSON: {0}")]
+    Base(serde_json::Error),
+    #[error(
+        "insecure_no_auth is allowed only on a loopback address, and the admin listener is on {0}"
+    )]
+    InsecureNotLoopback(std::net::SocketAddr),
+    #[error("admin listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Shared by all handlers; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AdminState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) store: Store,
+    pub(crate) feed: ChangeFeed,
+    /// The file's configuration, as the document store entities are merged into.
+    pub(crate) base: RwLock<Arc<Value>>,
+    pub(crate) insecure_no_auth: bool,
+    /// One entity write at a time in this process: a write is validated against the
+    /// snapshot it read, and two concurrent writes (delete an upstream, add a route to it)
+    /// could each pass alone and break the config together.
+    pub(crate) writes: Mutex<()>,
+}
+
+impl AdminState {
+    /// Prepares the admin API over `store`: creates the bootstrap token when the store has
+    /// none, and starts following the store's change feed (for `/readyz`).
+    pub async fn new(store: Store, options: AdminOptions) -> Result<Self, StartError> {
+        let base = serde_json::to_value(&options.base).map_err(StartError::Base)?;
+        bootstrap(&store, options.bootstrap_token.as_deref()).await?;
+        if options.insecure_no_auth {
+            tracing::warn!("admin API runs WITHOUT authentication (insecure_no_auth)");
+        }
+        let feed = store.watch();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                feed,
+                base: RwLock::new(Arc::new(base)),
+                insecure_no_auth: options.insecure_no_auth,
+                writes: Mutex::new(()),
+            }),
+        })
+    }
+
+    /// Replaces the file's configuration (after a reload of the file).
+    pub fn set_base(&self, base: &Config) -> Result<(), StartError> {
+        let value = serde_json::to_value(base).map_err(StartError::Base)?;
+        let mut slot = self
+            .inner
+            .base
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *slot = Arc::new(value);
+        Ok(())
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub(crate) fn base(&self) -> Arc<Value> {
+        self.inner
+            .base
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Stores the bootstrap token as `admin` when the store has no tokens at all; once any
+/// token exists (even revoked) the variable is ignored, so a leaked old value cannot
+/// recreate access that was taken away.
+async fn bootstrap(store: &Store, token: Option<&str>) -> Result<(), StartError> {
+    let count = store.token_count().await?;
+    let Some(token) = token else {
+        if count == 0 {
+            tracing::warn!(
+                "no admin tokens exist: set {BOOTSTRAP_ENV} to create the first one; until then every admin API request is refused"
+            );
+        }
+        return Ok(());
+    };
+    let id = token::token_id(token).ok_or(StartError::BadBootstrapToken)?;
+    if count > 0 {
+        tracing::info!("admin tokens exist already; {BOOTSTRAP_ENV} is ignored");
+        return Ok(());
+    }
+    let row = NewToken {
+        id: id.to_owned(),
+        name: BOOTSTRAP_NAME.to_owned(),
+        role: Role::Admin.as_str().to_owned(),
+        hash: token::hash(token),
+    };
+    store.create_token(&row).await?;
+    tracing::info!(token_id = %id, "created the bootstrap admin token from {BOOTSTRAP_ENV}");
+    Ok(())
+}

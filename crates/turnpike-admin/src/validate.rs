@@ -1,0 +1,244 @@
+//! Validation identical to the config file's: a candidate change is applied to the
+//! effective configuration document (the file's configuration plus every store entity)
+//! and the result goes through `turnpike_config::load_value`.
+//!
+//! Only problems the change introduces count, so an effective config that is already
+//! imperfect (say, a file without listeners in a test) does not block unrelated writes.
+//! Positions in lists shift when an item is removed, so problems are compared by name:
+//! `routes[3].upstream` becomes `routes["everything"].upstream`, and problems inside the
+//! candidate itself become relative to it (`upstream`), as the API client wrote them.
+
+use std::path::Path;
+
+use serde_json::{Map, Value};
+use turnpike_config::load_value;
+use turnpike_store::Record;
+
+use crate::error::Detail;
+
+/// The entity kinds the admin API manages, named like their config sections.
+pub(crate) const KINDS: [&str; 3] = ["upstreams", "routes", "consumers"];
+
+/// A write to check.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Change<'a> {
+    /// Create or replace the entity `name` of `kind` with `doc`.
+    Put {
+        kind: &'a str,
+        name: &'a str,
+        doc: &'a Value,
+    },
+    Delete {
+        kind: &'a str,
+        name: &'a str,
+    },
+}
+
+impl<'a> Change<'a> {
+    fn key(self) -> (&'a str, &'a str) {
+        match self {
+            Self::Put { kind, name, .. } | Self::Delete { kind, name } => (kind, name),
+        }
+    }
+}
+
+/// The problems `change` would add to the effective configuration; empty when it is fine.
+pub(crate) fn check(base: &Value, records: &[Record], change: Change<'_>) -> Vec<Detail> {
+    let (kind, name) = change.key();
+    let before = effective(base, records, None);
+    let after = effective(base, records, Some(change));
+    let old = problems(&before, None);
+    let candidate = match change {
+        Change::Put { .. } => Some((kind, position(&after, kind, name))),
+        Change::Delete { .. } => None,
+    };
+    problems(&after, candidate)
+        .into_iter()
+        .filter(|p| !old.contains(p))
+        .collect()
+}
+
+/// The names the file's configuration defines for `kind` (read-only through the API).
+pub(crate) fn base_names(base: &Value, kind: &str) -> Vec<String> {
+    base.get(kind)
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(item_name)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The base document with every store entity appended to its section; `change` replaces,
+/// adds or drops its entity. Store entities of kinds the config has no section for are
+/// left out (they are checked by their own code, not here).
+fn effective(base: &Value, records: &[Record], change: Option<Change<'_>>) -> Value {
+    let mut doc = match base {
+        Value::Object(map) => map.clone(),
+        _ => Map::new(),
+    };
+    let skip = change.map(|c| c.key());
+    for r in records.iter().filter(|r| KINDS.contains(&r.kind.as_str())) {
+        if skip == Some((r.kind.as_str(), r.name.as_str())) {
+            continue;
+        }
+        push(&mut doc, &r.kind, r.doc.clone());
+    }
+    if let Some(Change::Put {
+        kind, doc: item, ..
+    }) = change
+    {
+        push(&mut doc, kind, item.clone());
+    }
+    Value::Object(doc)
+}
+
+fn push(doc: &mut Map<String, Value>, kind: &str, item: Value) {
+    let slot = doc
+        .entry(kind.to_owned())
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if let Value::Array(items) = slot {
+        items.push(item);
+    }
+}
+
+/// Index of the (last) item called `name` in section `kind`: the candidate was appended.
+fn position(doc: &Value, kind: &str, name: &str) -> usize {
+    doc.get(kind)
+        .and_then(Value::as_array)
+        .and_then(|items| items.iter().rposition(|i| item_name(i) == Some(name)))
+        .unwrap_or(usize::MAX)
+}
+
+fn item_name(item: &Value) -> Option<&str> {
+    item.get("name").and_then(Value::as_str)
+}
+
+/// Every problem of `doc`, with list positions replaced by names; problems inside the
+/// candidate (section and index) relative to it.
+fn problems(doc: &Value, candidate: Option<(&str, usize)>) -> Vec<Detail> {
+    let Err(errors) = load_value(doc, Path::new("admin-api")) else {
+        return Vec::new();
+    };
+    errors
+        .errors()
+        .iter()
+        .map(|e| Detail::new(rename(doc, &e.path, candidate), e.message.clone()))
+        .collect()
+}
+
+/// `routes[3].upstream` → `routes["everything"].upstream`, or `upstream` for the candidate.
+fn rename(doc: &Value, path: &str, candidate: Option<(&str, usize)>) -> String {
+    let Some((section, rest)) = path.split_once('[') else {
+        return path.to_owned();
+    };
+    let Some((index, tail)) = rest.split_once(']') else {
+        return path.to_owned();
+    };
+    let Ok(index) = index.parse::<usize>() else {
+        return path.to_owned();
+    };
+    if candidate == Some((section, index)) {
+        return tail.strip_prefix('.').unwrap_or(tail).to_owned();
+    }
+    match doc
+        .get(section)
+        .and_then(|s| s.get(index))
+        .and_then(item_name)
+    {
+        Some(name) => format!("{section}[{name:?}]{tail}"),
+        None => path.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn record(kind: &str, doc: Value) -> Record {
+        Record {
+            kind: kind.to_owned(),
+            name: doc["name"].as_str().unwrap_or_default().to_owned(),
+            doc,
+            revision: 1,
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    fn base() -> Value {
+        json!({"listen": "127.0.0.1:8000"})
+    }
+
+    fn upstream() -> Record {
+        record(
+            "upstreams",
+            json!({"name": "b", "targets": [{"url": "http://127.0.0.1:9"}]}),
+        )
+    }
+
+    #[test]
+    fn route_to_missing_upstream_is_reported_on_its_field() {
+        let doc = json!({"name": "r", "upstream": "nope"});
+        let put = Change::Put {
+            kind: "routes",
+            name: "r",
+            doc: &doc,
+        };
+        let problems = check(&base(), &[upstream()], put);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, "upstream");
+    }
+
+    #[test]
+    fn deleting_a_used_upstream_names_the_route() {
+        let route = record("routes", json!({"name": "r", "upstream": "b"}));
+        let del = Change::Delete {
+            kind: "upstreams",
+            name: "b",
+        };
+        let problems = check(&base(), &[upstream(), route], del);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, r#"routes["r"].upstream"#);
+    }
+
+    #[test]
+    fn existing_problems_do_not_block_other_writes() {
+        let doc = json!({"name": "c"});
+        let put = Change::Put {
+            kind: "consumers",
+            name: "c",
+            doc: &doc,
+        };
+        // No listener at all: a problem of the base, not of this consumer.
+        assert!(check(&json!({}), &[], put).is_empty());
+    }
+
+    #[test]
+    fn unknown_and_nested_fields_are_relative() {
+        let doc = json!({"name": "u", "targets": [{"url": "ftp://x"}], "colour": 1});
+        let put = Change::Put {
+            kind: "upstreams",
+            name: "u",
+            doc: &doc,
+        };
+        let mut paths: Vec<_> = check(&base(), &[], put)
+            .into_iter()
+            .map(|d| d.path)
+            .collect();
+        paths.sort();
+        assert_eq!(paths, ["colour", "targets[0].url"]);
+    }
+
+    #[test]
+    fn base_names_of_a_section() {
+        let base = json!({"routes": [{"name": "a"}, {"name": "b"}]});
+        assert_eq!(base_names(&base, "routes"), ["a", "b"]);
+        assert!(base_names(&base, "upstreams").is_empty());
+    }
+}

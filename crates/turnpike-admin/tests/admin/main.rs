@@ -1,0 +1,10 @@
+//! Integration tests of the admin API: the real router served over HTTP on 127.0.0.1:0,
+//! over a SQLite store in a temporary directory. One test binary, one module per area.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod entities;
+mod openapi;
+mod support;
+mod tokens;

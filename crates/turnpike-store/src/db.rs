@@ -1,0 +1,154 @@
+//! Opening a store: parsing the URL, migrating, and building the connection pool per backend.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::ConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::error::{Redactor, Result, StoreError};
+use crate::migrate;
+
+pub(crate) mod sqlite {
+    //! The SQLite `Db`.
+    crate::sql::entity_queries!(sqlx::Sqlite, sqlx::SqliteConnection, false);
+    crate::sql_admin::admin_queries!();
+}
+
+pub(crate) mod postgres {
+    //! The PostgreSQL `Db`.
+    crate::sql::entity_queries!(sqlx::Postgres, sqlx::PgConnection, true);
+    crate::sql_admin::admin_queries!();
+}
+
+/// The open database, whichever it is.
+#[derive(Debug, Clone)]
+pub(crate) enum Backend {
+    Sqlite(sqlite::Db),
+    Postgres(postgres::Db),
+}
+
+/// How long a caller waits for a pooled connection, or SQLite for another writer's lock.
+const WAIT: Duration = Duration::from_secs(10);
+/// Admin writes are rare and serialised anyway; a few connections serve concurrent reads.
+const POOL_SIZE: u32 = 5;
+
+/// Opens, migrates and pools the database `url` names.
+pub(crate) async fn open(url: &str) -> Result<Backend> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        open_postgres(url).await
+    } else if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        open_sqlite(path).await
+    } else if url.contains("://") {
+        Err(StoreError::Invalid(format!(
+            "unsupported store URL scheme {:?}: use sqlite://PATH, a file path, or postgres://...",
+            url.split("://").next().unwrap_or_default()
+        )))
+    } else {
+        open_sqlite(url).await
+    }
+}
+
+async fn open_sqlite(path: &str) -> Result<Backend> {
+    if path.is_empty() {
+        return Err(StoreError::Invalid(
+            "the SQLite store needs a file path".into(),
+        ));
+    }
+    let parent = Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty());
+    if let Some(dir) = parent.filter(|d| !d.is_dir()) {
+        return Err(StoreError::Unavailable(format!(
+            "cannot create the store {path:?}: directory {} does not exist",
+            dir.display()
+        )));
+    }
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // FULL: a committed admin write survives power loss too; writes are rare.
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(WAIT);
+    let redactor = Redactor::new(None);
+    let unavailable =
+        |e: sqlx::Error| StoreError::Unavailable(format!("SQLite store {path:?}: {e}"));
+    let conn = options.connect().await.map_err(unavailable)?;
+    migrate::sqlite(conn, &redactor).await?;
+    let pool = SqlitePoolOptions::new()
+        .max_connections(POOL_SIZE)
+        .acquire_timeout(WAIT)
+        .connect_with(options)
+        .await
+        .map_err(unavailable)?;
+    Ok(Backend::Sqlite(sqlite::Db { pool, redactor }))
+}
+
+async fn open_postgres(url: &str) -> Result<Backend> {
+    let redactor = Redactor::new(url_password(url));
+    let options = PgConnectOptions::from_str(url).map_err(|e| {
+        StoreError::Invalid(format!(
+            "PostgreSQL store URL: {}",
+            redactor.clean(e.to_string())
+        ))
+    })?;
+    let target = format!(
+        "PostgreSQL at {}:{}/{}",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("postgres")
+    );
+    let unavailable =
+        |e: sqlx::Error| StoreError::Unavailable(redactor.clean(format!("{target}: {e}")));
+    let conn = options.connect().await.map_err(unavailable)?;
+    migrate::postgres(conn, &redactor).await?;
+    let pool = PgPoolOptions::new()
+        // One more than readers need: the change feed keeps one for LISTEN.
+        .max_connections(POOL_SIZE + 1)
+        .acquire_timeout(WAIT)
+        .connect_with(options)
+        .await
+        .map_err(unavailable)?;
+    Ok(Backend::Postgres(postgres::Db { pool, redactor }))
+}
+
+/// The password in `scheme://user:password@host/...`, to redact from driver messages.
+fn url_password(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?']).next()?;
+    let userinfo = authority.rsplit_once('@')?.0;
+    let password = userinfo.split_once(':')?.1;
+    Some(password.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_password_to_hide() {
+        assert_eq!(
+            url_password("postgres://u:s3cret@h:5432/db").as_deref(),
+            Some("s3cret")
+        );
+        assert_eq!(url_password("postgres://u@h/db"), None);
+        assert_eq!(url_password("postgres://h/db?user=x"), None);
+    }
+
+    #[tokio::test]
+    async fn rejects_unknown_schemes_and_missing_directories() {
+        let err = open("mysql://x/y").await.unwrap_err();
+        assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+        let err = open("/nonexistent-dir-turnpike/store.db")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+    }
+}

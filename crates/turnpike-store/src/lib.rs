@@ -1,0 +1,211 @@
+//! Turnpike's durable store: entities as JSON documents keyed by `(kind, name)`, an audit log,
+//! admin tokens and a config version that every entity write bumps, on embedded SQLite (the
+//! default) or PostgreSQL with the same schema and migrations.
+//!
+//! Every write is one transaction: the entity change, the version bump, the audit row and, on
+//! PostgreSQL, a `NOTIFY turnpike_config` that is delivered only on commit. Nodes follow the
+//! version through [`Store::watch`]. The store does not interpret documents: the admin API
+//! validates them with the config model before they get here.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), turnpike_store::StoreError> {
+//! use serde_json::json;
+//! use turnpike_store::{ListQuery, Store, StoreError};
+//!
+//! let store = Store::open("sqlite:///var/lib/turnpike/store.db").await?;
+//! let created = store.create("upstream", "backend", json!({"targets": []}), "alice").await?;
+//! // If-Match: fails with `RevisionMismatch` if someone else updated it in between.
+//! let doc = json!({"targets": [{"url": "http://127.0.0.1:9000"}]});
+//! match store.update("upstream", "backend", doc, Some(created.revision), "alice").await {
+//!     Ok(_) | Err(StoreError::RevisionMismatch { .. }) => {}
+//!     Err(other) => return Err(other),
+//! }
+//! let page = store.list("upstream", &ListQuery::default()).await?;
+//! assert!(page.next.is_none());
+//! // Gateway nodes: rebuild the config on every new version.
+//! let mut versions = store.watch().subscribe();
+//! while versions.changed().await.is_ok() {
+//!     let (_version, _records) = store.snapshot().await?;
+//! }
+//! # Ok(()) }
+//! ```
+
+mod db;
+mod error;
+mod feed;
+mod migrate;
+mod sql;
+mod sql_admin;
+mod types;
+
+use std::sync::{Arc, OnceLock};
+
+use serde_json::Value;
+
+use crate::db::Backend;
+pub use crate::error::StoreError;
+pub use crate::feed::{CHANNEL, ChangeFeed};
+pub use crate::migrate::SCHEMA_VERSION;
+pub use crate::types::{
+    AuditEntry, AuditQuery, ListQuery, MAX_LIMIT, NewToken, Page, Record, TOKEN_KIND, TokenRow,
+};
+
+/// The actor recorded for [`Store::create_token`], which has none (the bootstrap token).
+pub const SYSTEM_ACTOR: &str = "system";
+
+/// Runs the same call on whichever backend is open.
+macro_rules! on_backend {
+    ($store:expr, $db:ident => $call:expr) => {
+        match &$store.inner.backend {
+            Backend::Sqlite($db) => $call,
+            Backend::Postgres($db) => $call,
+        }
+    };
+}
+
+/// A handle on the store; cheap to clone (clones share the pool and the change feed).
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    backend: Backend,
+    feed: OnceLock<ChangeFeed>,
+    /// The version read at open: the feed's value until its first poll.
+    opened_at: i64,
+}
+
+impl Store {
+    /// Opens (and migrates) the store at `url`: `sqlite://PATH` or a plain file path (created
+    /// if missing; its directory must exist), or `postgres://...`.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let backend = db::open(url).await?;
+        let opened_at = match &backend {
+            Backend::Sqlite(db) => db.version().await?,
+            Backend::Postgres(db) => db.version().await?,
+        };
+        Ok(Store {
+            inner: Arc::new(Inner {
+                backend,
+                feed: OnceLock::new(),
+                opened_at,
+            }),
+        })
+    }
+
+    /// `"sqlite"` or `"postgres"`.
+    pub fn backend_name(&self) -> &'static str {
+        match &self.inner.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Closes the pool; calls made afterwards fail with `Unavailable`.
+    pub async fn close(&self) {
+        on_backend!(self, db => db.close().await)
+    }
+
+    /// One page of `kind`'s entities in name order.
+    pub async fn list(&self, kind: &str, query: &ListQuery) -> Result<Page, StoreError> {
+        on_backend!(self, db => db.list(kind, query).await)
+    }
+
+    pub async fn get(&self, kind: &str, name: &str) -> Result<Option<Record>, StoreError> {
+        on_backend!(self, db => db.get(kind, name).await)
+    }
+
+    /// Creates an entity at revision 1; `Exists` if the key is taken.
+    pub async fn create(
+        &self,
+        kind: &str,
+        name: &str,
+        doc: Value,
+        actor: &str,
+    ) -> Result<Record, StoreError> {
+        on_backend!(self, db => db.create(kind, name, doc, actor).await)
+    }
+
+    /// Replaces an entity's document. With `expect`, only if that is the current revision
+    /// (`RevisionMismatch` otherwise).
+    pub async fn update(
+        &self,
+        kind: &str,
+        name: &str,
+        doc: Value,
+        expect: Option<i64>,
+        actor: &str,
+    ) -> Result<Record, StoreError> {
+        on_backend!(self, db => db.update(kind, name, doc, expect, actor).await)
+    }
+
+    /// Deletes an entity. With `expect`, only if that is the current revision.
+    pub async fn delete(
+        &self,
+        kind: &str,
+        name: &str,
+        expect: Option<i64>,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        on_backend!(self, db => db.delete(kind, name, expect, actor).await)
+    }
+
+    /// Every entity (ordered by kind, then name) at one consistent config version.
+    pub async fn snapshot(&self) -> Result<(i64, Vec<Record>), StoreError> {
+        on_backend!(self, db => db.snapshot().await)
+    }
+
+    /// The current config version (0 on a new store).
+    pub async fn version(&self) -> Result<i64, StoreError> {
+        on_backend!(self, db => db.version().await)
+    }
+
+    /// Audit entries, newest first.
+    pub async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        on_backend!(self, db => db.audit(query).await)
+    }
+
+    /// Stores an admin token, audited with the actor [`SYSTEM_ACTOR`].
+    pub async fn create_token(&self, token: &NewToken) -> Result<TokenRow, StoreError> {
+        self.create_token_as(token, SYSTEM_ACTOR).await
+    }
+
+    /// Stores an admin token, audited as created by `actor`; `Exists` if the id is taken.
+    pub async fn create_token_as(
+        &self,
+        token: &NewToken,
+        actor: &str,
+    ) -> Result<TokenRow, StoreError> {
+        on_backend!(self, db => db.create_token(token, actor).await)
+    }
+
+    pub async fn token(&self, id: &str) -> Result<Option<TokenRow>, StoreError> {
+        on_backend!(self, db => db.token(id).await)
+    }
+
+    /// Every admin token, revoked ones included, by id.
+    pub async fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
+        on_backend!(self, db => db.tokens().await)
+    }
+
+    /// Marks a token revoked (`NotFound` if unknown; revoking twice is a no-op).
+    pub async fn revoke_token(&self, id: &str, actor: &str) -> Result<(), StoreError> {
+        on_backend!(self, db => db.revoke_token(id, actor).await)
+    }
+
+    /// How many admin tokens exist, revoked ones included (0 means: bootstrap allowed).
+    pub async fn token_count(&self) -> Result<u64, StoreError> {
+        on_backend!(self, db => db.token_count().await)
+    }
+
+    /// The change feed of this handle (and its clones): one background task, started on the
+    /// first call. Must be called inside a tokio runtime.
+    pub fn watch(&self) -> ChangeFeed {
+        self.inner
+            .feed
+            .get_or_init(|| feed::start(self.inner.backend.clone(), self.inner.opened_at))
+            .clone()
+    }
+}
