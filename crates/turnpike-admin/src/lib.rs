@@ -13,6 +13,7 @@ mod error;
 mod health;
 mod schema;
 mod state;
+pub mod sync;
 pub mod token;
 mod tokens;
 mod validate;

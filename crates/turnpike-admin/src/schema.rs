@@ -58,6 +58,11 @@ pub struct Upstream {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub tls: Value,
+    /// `auth`, `ip_rules`, `cors` for every route to this upstream; a route's own `auth` and
+    /// `cors` replace these.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub policies: Value,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -75,7 +75,7 @@ pub(crate) fn base_names(base: &Value, kind: &str) -> Vec<String> {
 /// The base document with every store entity appended to its section; `change` replaces,
 /// adds or drops its entity. Store entities of kinds the config has no section for are
 /// left out (they are checked by their own code, not here).
-fn effective(base: &Value, records: &[Record], change: Option<Change<'_>>) -> Value {
+pub(crate) fn effective(base: &Value, records: &[Record], change: Option<Change<'_>>) -> Value {
     let mut doc = match base {
         Value::Object(map) => map.clone(),
         _ => Map::new(),

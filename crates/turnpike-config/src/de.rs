@@ -10,12 +10,14 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use serde_path_to_error::Segment;
 
-use crate::model::{Auth, Config, Consumer, Listener, OAuth, Policies, Route, Server, Upstream};
+use crate::model::{
+    Admin, Auth, Config, Consumer, Listener, OAuth, Policies, Route, Server, Upstream,
+};
 use crate::path;
 use crate::problem::Problem;
 use crate::yaml::describe;
 
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "listen",
     "listeners",
     "server",
@@ -25,6 +27,7 @@ const SECTIONS: [&str; 9] = [
     "auth",
     "oauth",
     "policies",
+    "admin",
 ];
 
 /// The parts of the config that deserialized, and what is known about the parts that did
@@ -105,6 +108,14 @@ pub(crate) fn deserialize(root: &Value, problems: &mut Vec<Problem>) -> Option<P
     }
     if let Some(v) = root.get("policies") {
         parsed.config.policies = one::<Policies>(v, "policies", problems).unwrap_or_default();
+    }
+    if let Some(v) = root.get("admin") {
+        // `admin:` with nothing under it still enables the admin API, with the defaults.
+        parsed.config.admin = if v.is_null() {
+            Some(Admin::default())
+        } else {
+            one::<Admin>(v, "admin", problems)
+        };
     }
     Some(parsed)
 }

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::units::{ByteSize, Duration};
 
+mod admin;
 mod security;
+pub use admin::*;
 pub use security::*;
 
 /// A whole configuration file.
@@ -39,6 +41,9 @@ pub struct Config {
     /// Policies for every route.
     #[serde(default)]
     pub policies: Policies,
+    /// The admin API and its store; absent means neither runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<Admin>,
 }
 
 /// One socket the proxy accepts client connections on.
@@ -153,6 +158,10 @@ pub struct Upstream {
     /// CA and client certificate for `https://` targets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<UpstreamTls>,
+    /// Policies for every route to this upstream (the service): a route's own `auth` and
+    /// `cors` replace these; IP rules of every level apply.
+    #[serde(default, skip_serializing_if = "Policies::is_empty")]
+    pub policies: Policies,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -4,6 +4,7 @@
 //! Every check runs and every problem is reported with its path; nothing stops at the
 //! first. Routes are checked in [`routes`].
 
+mod admin;
 mod routes;
 mod security;
 
@@ -41,6 +42,7 @@ pub(crate) fn validate(parsed: &Parsed, index: &PathIndex) -> Vec<Problem> {
     }
     routes::check(&mut c, parsed);
     security::check(&mut c, parsed);
+    admin::check(&mut c, parsed);
     c.problems
 }
 

@@ -34,6 +34,18 @@ fn design_minimal_config_loads() {
 }
 
 #[test]
+fn the_documented_example_loads() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/turnpike.yaml");
+    let config = load_file(&example).unwrap_or_else(|e| panic!("{e}"));
+    let admin = config
+        .admin
+        .unwrap_or_else(|| panic!("the example has an admin section"));
+    assert_eq!(admin.listen, addr("127.0.0.1:8001"));
+    assert_eq!(admin.store, "turnpike.db");
+    assert!(!admin.insecure_no_auth);
+}
+
+#[test]
 fn full_config_loads_every_field() {
     let config = load_file(&fixture("full.yaml")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.listeners.len(), 2);

@@ -473,3 +473,25 @@ fn certificate_entries_are_typed_and_unique_with_their_kind() {
         "a URI with a scheme",
     );
 }
+
+#[test]
+fn upstream_policies_are_checked_like_route_policies() {
+    let yaml = BASE.replace(
+        "    targets: [{url: \"http://127.0.0.1:9000\"}]\n",
+        "    targets: [{url: \"http://127.0.0.1:9000\"}]\n    policies:\n      auth: {methods: [key_auth], anonymous: ghost}\n      ip_rules: {deny: [10.0.0.0/8]}\n      cors: {origins: [\"ftp://x\"]}\n",
+    );
+    let all = printed(&yaml);
+    assert_eq!(all.len(), 2, "{}", all.join("\n"));
+    assert_has(
+        &all,
+        "6:46",
+        "upstreams[0].policies.auth.anonymous",
+        "unknown consumer `ghost`",
+    );
+    assert_has(
+        &all,
+        "8:24",
+        "upstreams[0].policies.cors.origins[0]",
+        "invalid origin",
+    );
+}

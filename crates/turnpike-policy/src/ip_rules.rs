@@ -22,8 +22,9 @@ struct Layer {
 }
 
 impl IpRules {
-    pub fn build(global: Option<&model::IpRules>, route: Option<&model::IpRules>) -> Self {
-        let layers = [global, route]
+    /// Layers from the least to the most specific level; absent ones are skipped.
+    pub fn build<'a>(levels: impl IntoIterator<Item = Option<&'a model::IpRules>>) -> Self {
+        let layers = levels
             .into_iter()
             .flatten()
             .filter(|r| !(r.allow.is_empty() && r.deny.is_empty()))
@@ -71,7 +72,7 @@ mod tests {
 
     #[test]
     fn deny_wins_and_allow_lists_are_exclusive() {
-        let r = IpRules::build(None, Some(&rules(&["10.0.0.0/8"], &["10.1.0.0/16"])));
+        let r = IpRules::build([Some(&rules(&["10.0.0.0/8"], &["10.1.0.0/16"]))]);
         assert!(r.check("10.2.3.4".parse().unwrap()).is_ok());
         assert!(r.check("10.1.3.4".parse().unwrap()).is_err());
         assert!(r.check("192.0.2.1".parse().unwrap()).is_err());
@@ -82,7 +83,7 @@ mod tests {
     fn global_and_route_layers_both_apply() {
         let global = rules(&[], &["2001:db8::/32"]);
         let route = rules(&["2001:db8::/32", "2001:db9::/32"], &[]);
-        let r = IpRules::build(Some(&global), Some(&route));
+        let r = IpRules::build([Some(&global), None, Some(&route)]);
         assert!(r.check("2001:db8::1".parse().unwrap()).is_err());
         assert!(r.check("2001:db9::1".parse().unwrap()).is_ok());
         assert!(r.check("2001:dba::1".parse().unwrap()).is_err());

@@ -16,15 +16,33 @@ pub struct RoutePolicies {
 }
 
 impl RoutePolicies {
+    /// `route`'s policies over those of its upstream (the service) over the global ones.
     pub fn build(route: &Route, cfg: &Config, sec: &Security) -> Self {
-        let p = &cfg.policies;
+        let global = &cfg.policies;
+        let service = cfg
+            .upstreams
+            .iter()
+            .find(|u| u.name == route.upstream)
+            .map(|u| &u.policies);
+        let service_auth = service.and_then(|p| p.auth.as_ref());
+        let service_cors = service.and_then(|p| p.cors.as_ref());
         Self {
-            ip_rules: IpRules::build(p.ip_rules.as_ref(), route.ip_rules.as_ref()),
-            cors: route.cors.as_ref().or(p.cors.as_ref()).map(Cors::build),
+            ip_rules: IpRules::build([
+                global.ip_rules.as_ref(),
+                service.and_then(|p| p.ip_rules.as_ref()),
+                route.ip_rules.as_ref(),
+            ]),
+            cors: route
+                .cors
+                .as_ref()
+                .or(service_cors)
+                .or(global.cors.as_ref())
+                .map(Cors::build),
             auth: route
                 .auth
                 .as_ref()
-                .or(p.auth.as_ref())
+                .or(service_auth)
+                .or(global.auth.as_ref())
                 .map(|a| RouteAuth::build(a, sec)),
         }
     }

@@ -64,7 +64,9 @@ impl Security {
             })
         });
         let keys = KeyStore::build(&cfg.auth, inline.chain(from_file.stored()), &consumers)?;
-        let active = cfg.policies.auth.is_some() || cfg.routes.iter().any(|r| r.auth.is_some());
+        let active = cfg.policies.auth.is_some()
+            || cfg.upstreams.iter().any(|u| u.policies.auth.is_some())
+            || cfg.routes.iter().any(|r| r.auth.is_some());
         Ok(Self {
             basic: BasicAuth::build(
                 &cfg.consumers,
@@ -82,7 +84,7 @@ impl Security {
                 .as_ref()
                 .map(|o| OAuthServer::build(o, previous.and_then(|p| p.oauth.as_ref())))
                 .transpose()?,
-            ip_rules: IpRules::build(cfg.policies.ip_rules.as_ref(), None),
+            ip_rules: IpRules::build([cfg.policies.ip_rules.as_ref()]),
             certificates: CertificateMap::build(&cfg.consumers, &consumers),
             identity_headers: IdentityHeaders::build(&cfg.auth.consumer_headers)
                 .or_else(|_| IdentityHeaders::build(&ConsumerHeaders::default()))?

@@ -41,6 +41,22 @@ pub fn reload_and_log(shared: &Shared, path: &Path) {
 /// compared, so editors that replace the file (rename) are caught as well as in-place
 /// writes. Runs until the gateway stops.
 pub fn watch_file(shared: Arc<Shared>, path: PathBuf, every: Duration) {
+    let reload = {
+        let (shared, path) = (shared.clone(), path.clone());
+        move || reload_and_log(&shared, &path)
+    };
+    watch_file_with(shared, path, every, reload);
+}
+
+/// Like [`watch_file`], but a change calls `reload` (on a blocking thread) instead of
+/// reloading the file alone: with a store, a reload merges the store in as well.
+pub fn watch_file_with(
+    shared: Arc<Shared>,
+    path: PathBuf,
+    every: Duration,
+    reload: impl Fn() + Send + Sync + 'static,
+) {
+    let reload = Arc::new(reload);
     let handle = shared.control().clone();
     // Taken now, not in the task, so a change made right after this call is not missed.
     let mut last = std::fs::read(&path).ok();
@@ -57,9 +73,9 @@ pub fn watch_file(shared: Arc<Shared>, path: PathBuf, every: Duration) {
             }
             let keys_changed = keys.changed(&shared).await;
             if config_changed || keys_changed {
-                let (shared, path) = (shared.clone(), path.clone());
+                let reload = reload.clone();
                 // Reading and compiling may touch the disk; keep it off the async threads.
-                let _ = tokio::task::spawn_blocking(move || reload_and_log(&shared, &path)).await;
+                let _ = tokio::task::spawn_blocking(move || reload()).await;
             }
         }
     });

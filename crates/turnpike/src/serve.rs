@@ -13,7 +13,7 @@ use turnpike_proxy::{Gateway, reload};
 use crate::cli::ServeArgs;
 
 /// How often the config file is checked for changes.
-const WATCH_EVERY: Duration = Duration::from_secs(1);
+pub const WATCH_EVERY: Duration = Duration::from_secs(1);
 
 pub fn validate(path: &Path) -> anyhow::Result<ExitCode> {
     match turnpike_config::load_file(path) {
@@ -46,19 +46,33 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let gateway = Gateway::start(&cfg).context("starting the gateway")?;
-    for (name, addr) in gateway.addrs() {
-        tracing::info!(listener = &**name, %addr, "listening");
+    if let Some(admin) = cfg.admin.clone() {
+        return crate::control::serve(args, cfg, &admin);
     }
+    let gateway = Gateway::start(&cfg).context("starting the gateway")?;
+    log_listeners(&gateway);
     if !args.no_watch {
         reload::watch_file(gateway.shared().clone(), args.config.clone(), WATCH_EVERY);
     }
-    run_until_signal(gateway, Some(args.config.as_path()))?;
+    let reload: Reload = {
+        let (shared, path) = (gateway.shared().clone(), args.config.clone());
+        Arc::new(move || reload::reload_and_log(&shared, &path))
+    };
+    run_until_signal(gateway, Some(reload))?;
     Ok(ExitCode::SUCCESS)
 }
 
+pub fn log_listeners(gateway: &Gateway) {
+    for (name, addr) in gateway.addrs() {
+        tracing::info!(listener = &**name, %addr, "listening");
+    }
+}
+
+/// What SIGHUP does: reload the file (and, with a store, merge the store in again).
+pub type Reload = Arc<dyn Fn() + Send + Sync>;
+
 /// Blocks until SIGTERM or SIGINT, reloading on SIGHUP, then drains the gateway.
-pub fn run_until_signal(gateway: Gateway, config: Option<&Path>) -> anyhow::Result<()> {
+pub fn run_until_signal(gateway: Gateway, reload: Option<Reload>) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -66,14 +80,13 @@ pub fn run_until_signal(gateway: Gateway, config: Option<&Path>) -> anyhow::Resu
         let mut hup = signal(SignalKind::hangup())?;
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
-        let shared = Arc::clone(gateway.shared());
         loop {
             tokio::select! {
-                _ = hup.recv() => match config {
-                    Some(path) => {
+                _ = hup.recv() => match &reload {
+                    Some(reload) => {
                         // File and certificate reads block; keep them off this thread.
-                        let (shared, path) = (shared.clone(), path.to_owned());
-                        let _ = tokio::task::spawn_blocking(move || reload::reload_and_log(&shared, &path)).await;
+                        let reload = reload.clone();
+                        let _ = tokio::task::spawn_blocking(move || reload()).await;
                     }
                     None => tracing::info!("SIGHUP ignored: no configuration file"),
                 },

@@ -7,4 +7,5 @@ mod auth;
 mod entities;
 mod openapi;
 mod support;
+mod sync;
 mod tokens;

@@ -271,8 +271,9 @@ pub struct OAuthClient {
     pub consumer: Option<String>,
 }
 
-/// Policies that apply to every route; a route's own `auth` and `cors` replace these,
-/// while IP rules from both places apply.
+/// Policies for every route (top-level `policies`) or every route of one upstream
+/// (`upstreams[].policies`). The most specific `auth` and `cors` win (route, then
+/// upstream, then global), while IP rules from every level apply.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Policies {
@@ -282,6 +283,12 @@ pub struct Policies {
     pub ip_rules: Option<IpRules>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cors: Option<Cors>,
+}
+
+impl Policies {
+    pub fn is_empty(&self) -> bool {
+        self.auth.is_none() && self.ip_rules.is_none() && self.cors.is_none()
+    }
 }
 
 /// Who may call a route.

@@ -27,6 +27,12 @@ pub(super) fn check(c: &mut Checker<'_>, parsed: &Parsed) {
         if let Some(tls) = &upstream.tls {
             upstream_tls(c, &format!("upstreams[{i}]"), tls, upstream);
         }
+        if let Some(auth) = &upstream.policies.auth {
+            route_auth(c, &format!("upstreams[{i}].policies.auth"), auth, config);
+        }
+        if let Some(cors) = &upstream.policies.cors {
+            self::cors(c, &format!("upstreams[{i}].policies.cors"), cors);
+        }
     }
     let has_keys = consumers.iter().any(|(_, k)| !k.keys.is_empty());
     auth(c, config, has_keys);

@@ -11,4 +11,5 @@ mod jwt;
 mod keys;
 mod mtls;
 mod oauth;
+mod service;
 mod support;

@@ -1,0 +1,190 @@
+//! Keeps a gateway on the effective configuration: the file's configuration plus every store
+//! entity, rebuilt whenever the store's change feed moves or the file is reloaded.
+//!
+//! One task does every rebuild, so a file reload and a store write can never apply out of
+//! order. A rebuild that fails (the store is unreachable, or the merged configuration is
+//! invalid, e.g. a store route to an upstream the file no longer defines) changes nothing:
+//! the gateway keeps serving its last good snapshot. Store failures are retried on a timer,
+//! since the feed may not move again when the database comes back; invalid configurations
+//! wait for the next change, because retrying them would only repeat the same error.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use turnpike_config::{Config, ConfigErrors, load_value};
+use turnpike_store::StoreError;
+
+use crate::state::AdminState;
+use crate::validate::effective;
+
+/// Changes arriving this close together become one rebuild.
+const DEBOUNCE: Duration = Duration::from_millis(50);
+/// How soon a rebuild that could not read the store is tried again.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// Why the effective configuration could not be built; the running one stays.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("cannot read the store: {0}")]
+    Store(#[from] StoreError),
+    #[error("the configuration file and the store together are invalid:\n{0}")]
+    Invalid(ConfigErrors),
+    #[error("the configuration file is invalid:\n{0}")]
+    File(ConfigErrors),
+    #[error(transparent)]
+    Base(#[from] crate::state::StartError),
+}
+
+/// The effective configuration at store version `version`.
+#[derive(Debug, Clone)]
+pub struct Effective {
+    pub version: i64,
+    pub config: Config,
+}
+
+/// Reads every store entity and merges it into the file's configuration (the state's base),
+/// checked with the same `load_value` the admin API validates writes with.
+pub async fn effective_config(state: &AdminState) -> Result<Effective, SyncError> {
+    let (version, records) = state.store().snapshot().await?;
+    let doc = effective(&state.base(), &records, None);
+    let config = load_value(&doc, Path::new("file + store")).map_err(SyncError::Invalid)?;
+    Ok(Effective { version, config })
+}
+
+/// The running follower: ask it to rebuild, or to reload the file first.
+#[derive(Debug, Clone)]
+pub struct Follower {
+    state: AdminState,
+    kick: Arc<Notify>,
+}
+
+impl Follower {
+    /// Starts following on the current tokio runtime. `apply` swaps a configuration into the
+    /// gateway (it runs on a blocking thread: building a snapshot may read files) and
+    /// returns the gateway's new config version.
+    ///
+    /// `since` is the store version the running configuration was built from: if the feed
+    /// has already seen another one, the first rebuild happens at once, so a write made
+    /// between building that configuration and this call is not missed.
+    pub fn start<F, E>(state: AdminState, since: i64, apply: F) -> Self
+    where
+        F: Fn(&Config) -> Result<u64, E> + Send + Sync + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        let kick = Arc::new(Notify::new());
+        let versions = state.inner.feed.subscribe();
+        if *versions.borrow() != since {
+            kick.notify_one();
+        }
+        let task = Task {
+            state: state.clone(),
+            kick: kick.clone(),
+            apply: Arc::new(apply),
+        };
+        tokio::spawn(task.run(versions));
+        Self { state, kick }
+    }
+
+    /// Asks for a rebuild soon (several asks in a row make one rebuild).
+    pub fn kick(&self) {
+        self.kick.notify_one();
+    }
+
+    /// Loads the configuration file as the new base and asks for a rebuild. Blocking (it
+    /// reads the file); an invalid file changes nothing.
+    pub fn reload_file(&self, path: &Path) -> Result<(), SyncError> {
+        let base = turnpike_config::load_file(path).map_err(SyncError::File)?;
+        // The store and the admin listener were set up at start; a reload cannot move them.
+        let before = self.state.base().get("admin").cloned();
+        let after = serde_json::to_value(&base.admin)
+            .ok()
+            .filter(|v| !v.is_null());
+        if before != after {
+            tracing::warn!("the `admin` section changed; it applies at the next restart");
+        }
+        self.state.set_base(&base)?;
+        self.kick();
+        Ok(())
+    }
+
+    /// [`Follower::reload_file`], logging a refusal.
+    pub fn reload_file_and_log(&self, path: &Path) {
+        if let Err(err) = self.reload_file(path) {
+            tracing::error!(file = %path.display(), "configuration rejected, still serving the previous one:\n{err}");
+        }
+    }
+}
+
+struct Task<F> {
+    state: AdminState,
+    kick: Arc<Notify>,
+    apply: Arc<F>,
+}
+
+impl<F, E> Task<F>
+where
+    F: Fn(&Config) -> Result<u64, E> + Send + Sync + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    async fn run(self, mut versions: watch::Receiver<i64>) {
+        let mut feed_alive = true;
+        let mut retry = false;
+        loop {
+            tokio::select! {
+                changed = versions.changed(), if feed_alive => {
+                    // The feed's task is gone (it cannot be while we hold a receiver, unless
+                    // it panicked); file reloads still work.
+                    if changed.is_err() {
+                        tracing::error!("the store's change feed stopped; store changes are no longer followed");
+                        feed_alive = false;
+                        continue;
+                    }
+                }
+                () = self.kick.notified() => {}
+                () = tokio::time::sleep(RETRY), if retry => {}
+            }
+            tokio::time::sleep(DEBOUNCE).await;
+            // What arrived during the pause is part of this rebuild.
+            versions.borrow_and_update();
+            retry = self.rebuild(retry).await;
+        }
+    }
+
+    /// One rebuild; `true` when it should be retried because the store could not be read.
+    /// `retrying`: the last one failed that way too, and said so already.
+    async fn rebuild(&self, retrying: bool) -> bool {
+        let effective = match effective_config(&self.state).await {
+            Ok(effective) => effective,
+            Err(SyncError::Store(err)) if retrying => {
+                tracing::debug!(error = %err, "still cannot read the store");
+                return true;
+            }
+            Err(SyncError::Store(err)) => {
+                tracing::warn!(error = %err, "cannot read the store, still serving the previous configuration; retrying every second");
+                return true;
+            }
+            Err(err) => {
+                tracing::error!("configuration rejected, still serving the previous one:\n{err}");
+                return false;
+            }
+        };
+        let apply = self.apply.clone();
+        let config = effective.config;
+        match tokio::task::spawn_blocking(move || apply(&config)).await {
+            Ok(Ok(version)) => {
+                tracing::info!(
+                    version,
+                    store_version = effective.version,
+                    "configuration reloaded"
+                );
+            }
+            Ok(Err(err)) => {
+                tracing::error!("configuration rejected, still serving the previous one:\n{err}");
+            }
+            Err(err) => tracing::error!(error = %err, "applying the configuration failed"),
+        }
+        false
+    }
+}

@@ -1,0 +1,140 @@
+//! The `admin:` section: defaults, and one test per validation rule with its exact
+//! `line:column` and path.
+
+mod common;
+
+use common::{assert_has, load, printed, single_error};
+use turnpike_config::model::{Admin, DEFAULT_ADMIN_LISTEN, DEFAULT_STORE};
+
+const BASE: &str = "listen: 127.0.0.1:8000\n";
+
+#[test]
+fn absent_section_means_no_admin_api() {
+    assert_eq!(load(BASE).admin, None);
+}
+
+#[test]
+fn empty_section_takes_the_defaults() {
+    for yaml in [
+        "listen: 127.0.0.1:8000\nadmin:\n",
+        "listen: 127.0.0.1:8000\nadmin: {}\n",
+    ] {
+        let admin = load(yaml).admin;
+        assert_eq!(admin, Some(Admin::default()), "{yaml}");
+    }
+    let admin = Admin::default();
+    assert_eq!(admin.listen, DEFAULT_ADMIN_LISTEN);
+    assert_eq!(admin.listen.to_string(), "127.0.0.1:8001");
+    assert_eq!(admin.store, DEFAULT_STORE);
+    assert!(!admin.insecure_no_auth);
+}
+
+#[test]
+fn every_key_loads() {
+    let yaml = "listen: 127.0.0.1:8000
+admin:
+  listen: 0.0.0.0:9001
+  store: postgres://turnpike@db.internal/turnpike
+  insecure_no_auth: false
+";
+    let admin = load(yaml).admin.unwrap_or_default();
+    assert_eq!(admin.listen.to_string(), "0.0.0.0:9001");
+    assert_eq!(admin.store, "postgres://turnpike@db.internal/turnpike");
+    let loopback = "listen: 127.0.0.1:8000\nadmin:\n  listen: \"[::1]:8001\"\n  store: /var/lib/turnpike/store.db\n  insecure_no_auth: true\n";
+    assert!(load(loopback).admin.is_some_and(|a| a.insecure_no_auth));
+}
+
+#[test]
+fn insecure_no_auth_needs_a_loopback_listener() {
+    let yaml = "listen: 127.0.0.1:8000
+admin:
+  listen: 0.0.0.0:8001
+  insecure_no_auth: true
+";
+    single_error(
+        yaml,
+        "4:21",
+        "admin.insecure_no_auth",
+        "allowed only when `admin.listen` is a loopback address (127.0.0.1 or [::1]), not 0.0.0.0",
+    );
+}
+
+#[test]
+fn unknown_keys_and_bad_types_are_located() {
+    let yaml = "listen: 127.0.0.1:8000
+admin:
+  listen: localhost
+  stroe: x.db
+  insecure_no_auth: maybe
+";
+    let all = printed(yaml);
+    assert_eq!(all.len(), 3, "{}", all.join("\n"));
+    assert_has(
+        &all,
+        "3:11",
+        "admin.listen",
+        "invalid socket address \"localhost\"",
+    );
+    assert_has(&all, "4:3", "admin.stroe", "unknown field `stroe`");
+    assert_has(&all, "5:21", "admin.insecure_no_auth", "invalid type");
+}
+
+#[test]
+fn the_store_url_is_checked_without_repeating_it() {
+    let yaml = "listen: 127.0.0.1:8000\nadmin:\n  store: mysql://root:hunter2@db/turnpike\n";
+    let all = printed(yaml);
+    assert_eq!(all.len(), 1, "{}", all.join("\n"));
+    assert_has(
+        &all,
+        "3:10",
+        "admin.store",
+        "unsupported store scheme `mysql`",
+    );
+    assert!(!all[0].contains("hunter2"), "{}", all[0]);
+    single_error(
+        "listen: 127.0.0.1:8000\nadmin:\n  store: \"\"\n",
+        "3:10",
+        "admin.store",
+        "the store must not be empty",
+    );
+    single_error(
+        "listen: 127.0.0.1:8000\nadmin:\n  store: sqlite://\n",
+        "3:10",
+        "admin.store",
+        "the SQLite store needs a file path",
+    );
+}
+
+#[test]
+fn the_admin_listener_cannot_share_the_proxy_address() {
+    single_error(
+        "listen: 127.0.0.1:8000\nadmin:\n  listen: 127.0.0.1:8000\n",
+        "3:11",
+        "admin.listen",
+        "address 127.0.0.1:8000 is already used by `listen` (line 1)",
+    );
+    let yaml = "listeners:
+  - name: public
+    address: 0.0.0.0:8443
+admin:
+  listen: 127.0.0.1:8443
+";
+    single_error(
+        yaml,
+        "5:11",
+        "admin.listen",
+        "overlaps 0.0.0.0:8443, used by listener `public` (line 3)",
+    );
+}
+
+#[test]
+fn the_section_itself_must_be_a_mapping() {
+    let all = printed("listen: 127.0.0.1:8000\nadmin: yes\n");
+    assert_eq!(all.len(), 1, "{}", all.join("\n"));
+    assert_has(
+        &all,
+        "2:8",
+        "admin",
+        "invalid type: string \"yes\", expected struct Admin",
+    );
+}

@@ -1,0 +1,137 @@
+//! `serve` with an `admin:` section: opens the store, starts the admin API on its own
+//! listener, and keeps the gateway on the file's configuration plus the store's entities.
+//!
+//! Wiring only: merging and following the change feed live in `turnpike_admin::sync`.
+//! The admin API, the follower and the store's pool run on a small runtime of their own,
+//! so the proxy's workers never run control-plane work.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::watch;
+use turnpike_admin::sync::{Follower, SyncError, effective_config};
+use turnpike_admin::{AdminOptions, AdminState};
+use turnpike_config::Config;
+use turnpike_config::model::Admin;
+use turnpike_proxy::{Gateway, reload};
+
+use crate::cli::ServeArgs;
+use crate::serve::{Reload, WATCH_EVERY, log_listeners, run_until_signal};
+
+/// How long admin requests in flight get after the gateway has drained.
+const ADMIN_DRAIN: Duration = Duration::from_secs(5);
+
+/// What start-up prepared before the gateway binds.
+struct Prepared {
+    state: AdminState,
+    listener: tokio::net::TcpListener,
+    /// The store version the first configuration was built from.
+    version: i64,
+    config: Config,
+}
+
+pub fn serve(args: &ServeArgs, file: Config, admin: &Admin) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("turnpike-admin")
+        .enable_all()
+        .build()?;
+    let prepared = rt.block_on(prepare(file.clone(), admin))?;
+    let gateway = start_gateway(&prepared.config, &file)?;
+    log_listeners(&gateway);
+    let shared = gateway.shared().clone();
+    let follower = {
+        // The follower's task belongs on the control-plane runtime.
+        let _entered = rt.enter();
+        Follower::start(prepared.state.clone(), prepared.version, move |cfg| {
+            shared.apply(cfg)
+        })
+    };
+    let (stop_admin, stopped) = watch::channel(false);
+    let admin_task = rt.spawn(serve_admin(prepared.listener, prepared.state, stopped));
+    let reload: Reload = {
+        let (follower, path) = (follower, args.config.clone());
+        Arc::new(move || follower.reload_file_and_log(&path))
+    };
+    if !args.no_watch {
+        let (shared, path, reload) = (
+            gateway.shared().clone(),
+            args.config.clone(),
+            reload.clone(),
+        );
+        reload::watch_file_with(shared, path, WATCH_EVERY, move || reload());
+    }
+    run_until_signal(gateway, Some(reload))?;
+    // Admin requests in flight finish (for a while), then the store's pool goes with the runtime.
+    let _ = stop_admin.send(true);
+    let _ = rt.block_on(async { tokio::time::timeout(ADMIN_DRAIN, admin_task).await });
+    rt.shutdown_background();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens (and migrates) the store, creates the bootstrap token, binds the admin listener and
+/// builds the first configuration. A store that cannot be opened stops start-up; a merged
+/// configuration that is invalid starts on the file alone (there is no last good one yet).
+async fn prepare(file: Config, admin: &Admin) -> anyhow::Result<Prepared> {
+    // The URL is never logged: it may hold a database password.
+    let store = turnpike_store::Store::open(&admin.store)
+        .await
+        .context("opening the store (admin.store)")?;
+    tracing::info!(backend = store.backend_name(), "store opened");
+    let mut options = AdminOptions::from_env(file.clone(), &|k| std::env::var(k).ok());
+    options.insecure_no_auth = admin.insecure_no_auth;
+    let state = AdminState::new(store, options)
+        .await
+        .context("starting the admin API")?;
+    let listener = bind(admin.listen).await?;
+    let (version, config) = match effective_config(&state).await {
+        Ok(effective) => (effective.version, effective.config),
+        Err(err @ SyncError::Invalid(_)) => {
+            tracing::error!(
+                "store entities not applied, serving the configuration file alone until the next change:\n{err}"
+            );
+            (state.store().version().await.unwrap_or(0), file)
+        }
+        Err(err) => return Err(err).context("reading the store"),
+    };
+    Ok(Prepared {
+        state,
+        listener,
+        version,
+        config,
+    })
+}
+
+async fn bind(address: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address} (admin.listen)"))
+}
+
+/// Starts on `config`; if the store's part makes the build fail (a file it names is gone,
+/// say), starts on the file alone rather than not at all.
+fn start_gateway(config: &Config, file: &Config) -> anyhow::Result<Gateway> {
+    match Gateway::start(config) {
+        Err(turnpike_proxy::StartError::Build(err)) if config != file => {
+            tracing::error!(error = %err, "store entities not applied, serving the configuration file alone");
+            Gateway::start(file).context("starting the gateway")
+        }
+        started => started.context("starting the gateway"),
+    }
+}
+
+async fn serve_admin(
+    listener: tokio::net::TcpListener,
+    state: AdminState,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let shutdown = async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    if let Err(err) = turnpike_admin::serve(listener, state, shutdown).await {
+        tracing::error!(error = %err, "the admin API stopped");
+    }
+}
