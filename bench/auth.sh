@@ -518,6 +518,10 @@ main() {
   if [[ -n ${TURNPIKE_BIN:-} ]]; then TURNPIKE_BIN=$(realpath "$TURNPIKE_BIN"); fi
   cd "$ROOT"
   [[ -n $OUT && -d $ROOT/bench ]] || die "run from the Turnpike repo"
+  # One run at a time: a second one would delete this one's files (and pid files) under OUT.
+  exec {lock}>"${TMPDIR:-/tmp}/turnpike-bench-auth.lock"
+  flock -n "$lock" || die "another bench/auth.sh is running on this machine; wait for it to finish"
+  ports_free
   rm -rf "$OUT"
   mkdir -p "$RUN" "$LOGS" "$RES" "$CONF" "$CRED"
 
