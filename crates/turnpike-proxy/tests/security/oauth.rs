@@ -235,7 +235,8 @@ async fn tokens_open_routes_that_need_their_scopes() {
 #[tokio::test]
 async fn introspection_tells_active_from_inactive_tokens() {
     let (keys, h) = (Keys::new(), Hashes::new());
-    let yaml = config(&keys.entries(&[("k1", "ES256", "es256")]), "1s", &h);
+    // Whole seconds: a 1 s token issued at x.999 lives 1 ms, so give it room.
+    let yaml = config(&keys.entries(&[("k1", "ES256", "es256")]), "3s", &h);
     let (gw, _up) = gateway(&yaml).await;
     let token = billing_token(&gw, "orders:read").await;
     let info = introspect(&gw, &token).await;
@@ -254,8 +255,13 @@ async fn introspection_tells_active_from_inactive_tokens() {
     assert_eq!(introspect(&gw, "garbage").await, inactive);
     assert_eq!(introspect(&gw, "a.b.c").await, inactive);
 
-    // Expired: the token lived one second.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // Expired: wait until the wall clock passes the token's own `exp`.
+    let exp = jwt_part(&token, 1)["exp"].as_i64().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let left = std::time::Duration::from_secs(exp.try_into().unwrap()).saturating_sub(now);
+    tokio::time::sleep(left + std::time::Duration::from_millis(50)).await;
     assert_eq!(introspect(&gw, &token).await, inactive);
     assert_eq!(call(&gw, "/orders", &token).await.status, 401);
 
