@@ -11,13 +11,14 @@ use serde_json::{Map, Value};
 use serde_path_to_error::Segment;
 
 use crate::model::{
-    Admin, Auth, Config, Consumer, Listener, OAuth, Policies, Route, Server, Upstream,
+    Admin, Auth, Config, Consumer, Listener, OAuth, Plan, Policies, Route, Server, Traffic,
+    Upstream,
 };
 use crate::path;
 use crate::problem::Problem;
 use crate::yaml::describe;
 
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 12] = [
     "listen",
     "listeners",
     "server",
@@ -28,6 +29,8 @@ const SECTIONS: [&str; 10] = [
     "oauth",
     "policies",
     "admin",
+    "traffic",
+    "plans",
 ];
 
 /// The parts of the config that deserialized, and what is known about the parts that did
@@ -40,6 +43,7 @@ pub(crate) struct Parsed {
     pub(crate) upstream_at: Vec<usize>,
     pub(crate) route_at: Vec<usize>,
     pub(crate) consumer_at: Vec<usize>,
+    pub(crate) plan_at: Vec<usize>,
     /// Some listener setting was written but is broken, so "no listener" would be wrong.
     pub(crate) listeners_broken: bool,
     /// Names of upstreams that failed to deserialize, still valid route targets.
@@ -117,6 +121,12 @@ pub(crate) fn deserialize(root: &Value, problems: &mut Vec<Problem>) -> Option<P
             one::<Admin>(v, "admin", problems)
         };
     }
+    if let Some(v) = root.get("traffic") {
+        parsed.config.traffic = one::<Traffic>(v, "traffic", problems).unwrap_or_default();
+    }
+    let (plans, at, _) = list::<Plan>(root.get("plans"), "plans", problems);
+    parsed.config.plans = plans;
+    parsed.plan_at = at;
     Some(parsed)
 }
 

@@ -13,9 +13,13 @@ use serde::{Deserialize, Serialize};
 use crate::units::{ByteSize, Duration};
 
 mod admin;
+mod protection;
 mod security;
+mod traffic;
 pub use admin::*;
+pub use protection::*;
 pub use security::*;
+pub use traffic::*;
 
 /// A whole configuration file.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -44,6 +48,12 @@ pub struct Config {
     /// The admin API and its store; absent means neither runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin: Option<Admin>,
+    /// Where rate-limit and quota counters live.
+    #[serde(default)]
+    pub traffic: Traffic,
+    /// Tiers of service that consumers belong to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plans: Vec<Plan>,
 }
 
 /// One socket the proxy accepts client connections on.
@@ -108,6 +118,14 @@ pub struct Server {
     pub via: bool,
     /// Header carrying the request id; generated when the client sent none.
     pub request_id_header: String,
+    /// Longest wait for the next piece of a request body (defeats slow POST); 408 after.
+    pub body_read_timeout: Duration,
+    /// Slowest request body accepted once its grace period is over; absent means none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_body_rate: Option<MinBodyRate>,
+    /// Per-IP connection limits, load shedding and temporary bans.
+    #[serde(skip_serializing_if = "Protection::is_empty")]
+    pub protection: Protection,
 }
 
 impl Default for Server {
@@ -123,6 +141,9 @@ impl Default for Server {
             trusted_proxies: Vec::new(),
             via: true,
             request_id_header: "x-request-id".to_owned(),
+            body_read_timeout: Duration::from_secs(30),
+            min_body_rate: None,
+            protection: Protection::default(),
         }
     }
 }
@@ -395,6 +416,18 @@ pub struct Route {
     /// Replaces `policies.cors`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cors: Option<Cors>,
+    /// Under overload, `low` is shed first and `high` last.
+    #[serde(default, skip_serializing_if = "Priority::is_normal")]
+    pub priority: Priority,
+    /// Replaces `policies.rate_limit`; plan limits apply as well.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitPolicy>,
+    /// Replaces `policies.concurrency`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<ConcurrencyLimit>,
+    /// What a request costs against its consumer's quota (1 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Cost>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]

@@ -5,8 +5,10 @@
 //! first. Routes are checked in [`routes`].
 
 mod admin;
+mod protection;
 mod routes;
 mod security;
+mod traffic;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -43,6 +45,7 @@ pub(crate) fn validate(parsed: &Parsed, index: &PathIndex) -> Vec<Problem> {
     routes::check(&mut c, parsed);
     security::check(&mut c, parsed);
     admin::check(&mut c, parsed);
+    traffic::check(&mut c, parsed);
     c.problems
 }
 
@@ -203,6 +206,7 @@ impl Checker<'_> {
         if let Err(msg) = lexical::header_name(&server.request_id_header) {
             self.err("server.request_id_header", msg);
         }
+        protection::check(self, server);
     }
 
     fn upstream(&mut self, at: &str, u: &Upstream) {

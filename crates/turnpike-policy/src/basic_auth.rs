@@ -288,6 +288,9 @@ mod tests {
                 .collect(),
             certificates: Vec::new(),
             certificate_issuer: None,
+            plan: None,
+            rate_limits: None,
+            quota: None,
         }
     }
 

@@ -1,5 +1,6 @@
 //! Request policies: who is calling (consumers and their credentials), whether they may
-//! (scopes, groups, IP rules), and what the browser may do with the answer (CORS).
+//! (scopes, groups, IP rules), how much (rate limits, quotas, concurrency), and what the
+//! browser may do with the answer (CORS).
 //!
 //! Everything is compiled once per config version: [`Security`] holds what all routes
 //! share (consumers, key store, JWT verifiers, the OAuth server), [`RoutePolicies`] what
@@ -22,6 +23,7 @@ pub mod password;
 pub mod request;
 pub mod route;
 pub mod security;
+pub mod traffic;
 
 pub use auth::Identity;
 pub use consumer::Consumer;

@@ -295,6 +295,9 @@ mod tests {
             basic_auth: Vec::new(),
             certificates: certs.iter().map(|c| (*c).to_owned()).collect(),
             certificate_issuer: issuer.map(str::to_owned),
+            plan: None,
+            rate_limits: None,
+            quota: None,
         }
     }
 

@@ -1,4 +1,5 @@
-//! One route's policies, compiled: IP rules (global and route layers), CORS and auth.
+//! One route's policies, compiled: IP rules (global and route layers), CORS, auth and
+//! traffic control.
 
 use turnpike_config::Config;
 use turnpike_config::model::Route;
@@ -7,12 +8,14 @@ use crate::auth::RouteAuth;
 use crate::cors::Cors;
 use crate::ip_rules::IpRules;
 use crate::security::Security;
+use crate::traffic::RouteTraffic;
 
 #[derive(Debug, Clone, Default)]
 pub struct RoutePolicies {
     pub ip_rules: IpRules,
     pub cors: Option<Cors>,
     pub auth: Option<RouteAuth>,
+    pub traffic: RouteTraffic,
 }
 
 impl RoutePolicies {
@@ -44,6 +47,7 @@ impl RoutePolicies {
                 .or(service_auth)
                 .or(global.auth.as_ref())
                 .map(|a| RouteAuth::build(a, sec)),
+            traffic: RouteTraffic::build(route, cfg),
         }
     }
 

@@ -1,5 +1,6 @@
 //! The policy phases of the pipeline (IP rules, CORS preflight, authentication and
-//! authorization) and what they change on the way to and from the upstream.
+//! authorization, rate limits and quotas) and what they change on the way to and from
+//! the upstream.
 //!
 //! `pipeline.rs` decides when these run; this file only adapts the request to the
 //! policy crate's view and applies its answers.
@@ -12,6 +13,8 @@ use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use turnpike_policy::auth::{self, Hide};
+use turnpike_policy::traffic::limits::KeyCtx;
+use turnpike_policy::traffic::{Granted, Traffic};
 use turnpike_policy::{Identity, RequestView, Security};
 
 use crate::body::ResponseBody;
@@ -75,6 +78,32 @@ pub(crate) async fn admit(
         admitted.identity = Some(auth.check(security, &view, unix_now()).await?);
     }
     Ok(Admission::Continue(admitted))
+}
+
+/// Rate limits, an in-flight slot and the quota, for a request that passed [`admit`].
+/// `None` when nothing limits this request.
+pub(crate) async fn limit(
+    traffic: &Traffic,
+    route: &RouteRt,
+    admitted: &Admitted,
+    req: &Request<Incoming>,
+    client_ip: IpAddr,
+) -> Result<Option<Granted>, GatewayError> {
+    let identity = admitted.identity.as_ref();
+    let has_plan = || identity.is_some_and(|i| traffic.consumers.contains_key(&*i.consumer.name));
+    if !traffic.active || (route.policies.traffic.is_empty() && !has_plan()) {
+        return Ok(None);
+    }
+    let ctx = KeyCtx {
+        route: &route.name,
+        client_ip,
+        identity,
+        headers: req.headers(),
+    };
+    let granted = traffic
+        .check(&route.policies.traffic, &ctx, unix_now())
+        .await?;
+    Ok(Some(granted))
 }
 
 fn preflight_response(headers: HeaderMap) -> Response<ResponseBody> {

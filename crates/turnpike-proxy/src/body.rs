@@ -1,7 +1,8 @@
 //! Body types on both sides of the proxy: streamed, never collected.
 //!
 //! [`RequestBody`] enforces the body-size limit and an idle timeout while streaming to the
-//! upstream; [`ResponseBody`] is either a small gateway-made body or the upstream's stream
+//! upstream (and, optionally, a minimum rate against slow-POST clients); [`ResponseBody`]
+//! is either a small gateway-made body or the upstream's stream
 //! with an idle timeout. Both are concrete types, so nothing on the hot path is boxed; the
 //! idle timer is only allocated once a body actually stalls.
 
@@ -15,6 +16,7 @@ use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
+use crate::protection::LoadGuard;
 use crate::upstream::Held;
 
 /// Why a body stream stopped early.
@@ -24,34 +26,85 @@ pub enum BodyError {
     TooLarge,
     #[error("no body data for longer than the idle timeout")]
     Idle,
+    #[error("the request body arrives slower than the configured minimum rate")]
+    TooSlow,
     #[error(transparent)]
     Hyper(#[from] hyper::Error),
 }
 
-/// Lazily armed timer that fires when no frame arrived for `limit`.
+/// Lazily armed timer that fires when no frame arrived for `limit` while this side was
+/// waiting for one. It starts when a wait starts, so time the other side spent not asking
+/// (backpressure) never counts against this one.
 #[derive(Debug)]
 struct IdleTimer {
     limit: Duration,
     sleep: Option<Pin<Box<Sleep>>>,
+    waiting: bool,
 }
 
 impl IdleTimer {
     fn new(limit: Duration) -> Self {
-        Self { limit, sleep: None }
+        Self {
+            limit,
+            sleep: None,
+            waiting: false,
+        }
     }
 
     fn touch(&mut self) {
-        if let Some(sleep) = self.sleep.as_mut() {
-            sleep.as_mut().reset(Instant::now() + self.limit);
-        }
+        self.waiting = false;
     }
 
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
         let limit = self.limit;
-        let sleep = self
-            .sleep
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        let sleep = match self.sleep.as_mut() {
+            Some(sleep) if !self.waiting => {
+                sleep.as_mut().reset(Instant::now() + limit);
+                sleep
+            }
+            Some(sleep) => sleep,
+            None => self.sleep.insert(Box::pin(tokio::time::sleep(limit))),
+        };
+        self.waiting = true;
         sleep.as_mut().poll(cx).is_ready()
+    }
+}
+
+/// The slowest a request body may arrive once `grace` of waiting has passed, measured
+/// over the time spent waiting for the client only.
+#[derive(Debug, Clone, Copy)]
+pub struct MinRate {
+    pub bytes_per_second: u64,
+    pub grace: Duration,
+}
+
+/// Bytes received and time spent waiting for them.
+#[derive(Debug)]
+struct RateCheck {
+    min: MinRate,
+    bytes: u64,
+    waited: Duration,
+    waiting_since: Option<std::time::Instant>,
+}
+
+impl RateCheck {
+    /// Accounts one poll; `Err` when the client has fallen below the rate.
+    fn observe<T>(&mut self, polled: &Poll<Option<T>>, len: u64) -> Result<(), BodyError> {
+        if polled.is_pending() {
+            self.waiting_since
+                .get_or_insert_with(std::time::Instant::now);
+            return Ok(());
+        }
+        if let Some(since) = self.waiting_since.take() {
+            self.waited += since.elapsed();
+        }
+        self.bytes += len;
+        let expected = self.waited.as_secs_f64() * self.min.bytes_per_second as f64;
+        // Judged on data only: the end of a body that did arrive is never cut.
+        if len > 0 && self.waited > self.min.grace && (self.bytes as f64) < expected {
+            return Err(BodyError::TooSlow);
+        }
+        Ok(())
     }
 }
 
@@ -78,6 +131,7 @@ pin_project! {
         inner: Option<Incoming>,
         remaining: u64,
         timer: IdleTimer,
+        rate: Option<RateCheck>,
     }
 }
 
@@ -87,7 +141,22 @@ impl RequestBody {
             inner: Some(inner),
             remaining: max_bytes,
             timer: IdleTimer::new(idle),
+            rate: None,
         }
+    }
+
+    /// The client's body with the server's limits: size, read timeout and minimum rate.
+    pub fn from_client(inner: Incoming, server: &crate::snapshot::ServerSettings) -> Self {
+        let mut body = Self::new(inner, server.max_body_bytes, server.body_read_timeout);
+        if let Some(min) = server.min_body_rate.filter(|_| !body.is_end_stream()) {
+            body.rate = Some(RateCheck {
+                min,
+                bytes: 0,
+                waited: Duration::ZERO,
+                waiting_since: None,
+            });
+        }
+        body
     }
 
     /// A body with nothing in it, for retried requests that had none.
@@ -96,6 +165,7 @@ impl RequestBody {
             inner: None,
             remaining: 0,
             timer: IdleTimer::new(Duration::ZERO),
+            rate: None,
         }
     }
 }
@@ -112,7 +182,14 @@ impl Body for RequestBody {
         let Some(inner) = this.inner.as_pin_mut() else {
             return Poll::Ready(None);
         };
-        let frame = ready!(poll_with_idle(inner, this.timer, cx));
+        let polled = poll_with_idle(inner, this.timer, cx);
+        if let Some(rate) = this.rate.as_mut() {
+            let len = data_len(&polled);
+            if let Err(e) = rate.observe(&polled, len) {
+                return Poll::Ready(Some(Err(e)));
+            }
+        }
+        let frame = ready!(polled);
         if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref)) {
             let len = data.map_or(0, |d| d.len() as u64);
             if len > *this.remaining {
@@ -135,13 +212,21 @@ impl Body for RequestBody {
     }
 }
 
+/// Bytes of data in a polled frame (0 for trailers, errors and pending).
+fn data_len(polled: &Poll<Option<Result<Frame<Bytes>, BodyError>>>) -> u64 {
+    match polled {
+        Poll::Ready(Some(Ok(f))) => f.data_ref().map_or(0, |d| d.len() as u64),
+        _ => 0,
+    }
+}
+
 pin_project! {
     /// What the client receives: the upstream's stream or a small gateway-made body.
     #[project = ResponseBodyProj]
     #[derive(Debug)]
     pub enum ResponseBody {
         Full { data: Option<Bytes> },
-        Upstream { #[pin] inner: Incoming, timer: IdleTimer, held: Held },
+        Upstream { #[pin] inner: Incoming, timer: IdleTimer, held: Held, load: Option<LoadGuard> },
     }
 }
 
@@ -162,6 +247,17 @@ impl ResponseBody {
             inner,
             timer: IdleTimer::new(idle),
             held,
+            load: None,
+        }
+    }
+
+    /// Keeps the request counted as in flight until this body has been sent; a
+    /// gateway-made body is tiny, so its request stops counting now.
+    pub fn hold_load(&mut self, guard: LoadGuard) {
+        if let Self::Upstream { inner, load, .. } = self {
+            if !inner.is_end_stream() {
+                *load = Some(guard);
+            }
         }
     }
 }
@@ -180,12 +276,14 @@ impl Body for ResponseBody {
                 mut inner,
                 timer,
                 held,
+                load,
             } => {
                 let frame = ready!(poll_with_idle(inner.as_mut(), timer, cx));
                 // hyper stops polling once a body says it has ended, so let go as soon as
                 // the last frame is out rather than waiting for `None`.
                 if frame.is_none() || inner.is_end_stream() {
                     held.finish();
+                    *load = None;
                 }
                 Poll::Ready(frame)
             }
@@ -211,12 +309,21 @@ impl Body for ResponseBody {
 
 /// True when `err` (or anything it wraps) is our body-limit error.
 pub fn is_body_too_large(err: &(dyn std::error::Error + 'static)) -> bool {
+    body_error(err).is_some_and(|e| matches!(e, BodyError::TooLarge))
+}
+
+/// True when `err` (or anything it wraps) says the client sent its body too slowly.
+pub fn is_body_too_slow(err: &(dyn std::error::Error + 'static)) -> bool {
+    body_error(err).is_some_and(|e| matches!(e, BodyError::Idle | BodyError::TooSlow))
+}
+
+fn body_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a BodyError> {
     let mut cur = Some(err);
     while let Some(e) = cur {
-        if matches!(e.downcast_ref::<BodyError>(), Some(BodyError::TooLarge)) {
-            return true;
+        if let Some(b) = e.downcast_ref::<BodyError>() {
+            return Some(b);
         }
         cur = e.source();
     }
-    false
+    None
 }

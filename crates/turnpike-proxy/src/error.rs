@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
 use turnpike_policy::Denied;
+use turnpike_policy::traffic::Limited;
 
 use crate::body::ResponseBody;
 
@@ -35,9 +36,18 @@ pub enum GatewayError {
     UpstreamProtocol,
     #[error("the upstream did not answer in time")]
     UpstreamTimeout,
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
+    #[error("the gateway is overloaded; retry later")]
+    Overloaded { retry_after: u64 },
+    #[error("this client is temporarily banned after too many rejected requests")]
+    Banned { retry_after: u64 },
     /// A policy refused the request (auth, IP rules, CORS).
     #[error("{}", .0.message)]
     Denied(Box<Denied>),
+    /// A rate limit, quota or concurrency limit refused it (with its headers).
+    #[error("{}", .0.message)]
+    Limited(Box<Limited>),
 }
 
 impl GatewayError {
@@ -52,7 +62,11 @@ impl GatewayError {
             Self::NoHealthyTarget | Self::CircuitOpen => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamUnreachable | Self::UpstreamProtocol => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Banned { .. } => StatusCode::FORBIDDEN,
             Self::Denied(d) => d.status,
+            Self::Limited(l) => l.status,
         }
     }
 
@@ -69,7 +83,11 @@ impl GatewayError {
             Self::UpstreamUnreachable => "upstream_unreachable",
             Self::UpstreamProtocol => "upstream_protocol_error",
             Self::UpstreamTimeout => "upstream_timeout",
+            Self::RequestTimeout => "request_timeout",
+            Self::Overloaded { .. } => "overloaded",
+            Self::Banned { .. } => "banned",
             Self::Denied(d) => d.code,
+            Self::Limited(l) => l.code,
         }
     }
 
@@ -82,12 +100,17 @@ impl GatewayError {
         let body = serde_json::json!({ "error": error }).to_string();
         let mut resp = Response::new(ResponseBody::full(Bytes::from(body)));
         *resp.status_mut() = self.status();
+        // Lets the pipeline tell the gateway's own refusals from upstream answers.
+        resp.extensions_mut().insert(GatewayMade);
         let headers = resp.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Self::Overloaded { retry_after } | Self::Banned { retry_after } = &self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
         if let Self::Denied(d) = &self {
             if let Some(challenge) = &d.challenge {
                 headers.insert(header::WWW_AUTHENTICATE, challenge.clone());
@@ -96,9 +119,22 @@ impl GatewayError {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
         }
+        if let Self::Limited(l) = self {
+            headers.extend(l.headers);
+        }
         resp
     }
 }
+
+impl From<Box<Limited>> for GatewayError {
+    fn from(l: Box<Limited>) -> Self {
+        Self::Limited(l)
+    }
+}
+
+/// Marks a response the gateway made itself (an error), as opposed to an upstream's.
+#[derive(Debug, Clone, Copy)]
+pub struct GatewayMade;
 
 impl From<Denied> for GatewayError {
     fn from(d: Denied) -> Self {

@@ -15,7 +15,7 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, Version, head
 use hyper::body::Incoming;
 use turnpike_config::model::HostHeader;
 
-use crate::body::{RequestBody, is_body_too_large};
+use crate::body::{RequestBody, is_body_too_large, is_body_too_slow};
 use crate::error::GatewayError;
 use crate::upstream::health::is_failure_status;
 use crate::upstream::pool::{self, ConnSettings, PoolKey, SendFailure};
@@ -91,6 +91,7 @@ pub async fn forward(
                 return Ok((resp, lease));
             }
             Err(Failure::BodyTooLarge) => return Err(GatewayError::BodyTooLarge),
+            Err(Failure::BodyTooSlow) => return Err(GatewayError::RequestTimeout),
             Err(Failure::Unsent(err, req)) => {
                 last_err = err;
                 requests.unsent = Some(*req);
@@ -143,6 +144,8 @@ fn pick(up: &Upstream, hash: Option<u64>, tried: &[usize]) -> Option<usize> {
 
 enum Failure {
     BodyTooLarge,
+    /// The client's body stalled or crawled: its fault, not the target's.
+    BodyTooSlow,
     /// The upstream never saw the request; here it is back.
     Unsent(GatewayError, Box<Request<RequestBody>>),
     Sent(GatewayError),
@@ -180,10 +183,20 @@ async fn attempt_once(
         Ok(Ok((resp, lease))) => {
             let failed = is_failure_status(resp.status(), &settings.retry_statuses);
             up.record(idx, !failed, started.map(|s| s.elapsed()));
-            return Ok((resp, Held { lease, in_flight }));
+            return Ok((
+                resp,
+                Held {
+                    lease,
+                    in_flight,
+                    permit: None,
+                },
+            ));
         }
         Ok(Err(SendFailure { error, .. })) if is_body_too_large(&error) => {
             return Err(Failure::BodyTooLarge);
+        }
+        Ok(Err(SendFailure { error, .. })) if is_body_too_slow(&error) => {
+            return Err(Failure::BodyTooSlow);
         }
         Ok(Err(SendFailure { error, unsent })) => {
             tracing::debug!(upstream = &*up.name, target = &*target.url, %error, "upstream attempt failed");

@@ -9,6 +9,7 @@ pub mod error;
 pub mod forward;
 pub mod headers;
 pub mod pipeline;
+pub mod protection;
 pub mod reload;
 pub mod router;
 pub mod server;

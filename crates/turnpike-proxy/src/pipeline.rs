@@ -2,22 +2,27 @@
 //! request and when; `docs/request-path.md` draws it.
 //!
 //! ```text
-//! accept (listener, TLS/SNI)                       server.rs
+//! accept (per-IP caps and bans, listener, TLS/SNI) server.rs, protection
+//!  → in-flight count, ban of the client IP         protection::check_ban
 //!  → limits (URI, headers, body size, framing)     check_limits
 //!  → route match (host, path, method, headers)     Snapshot::route
+//!  → load shedding by route priority               protection::shed
 //!  → pre-auth (request id, client IP)              serve
 //!  → IP rules, CORS preflight                      access::admit
 //!  → authenticate, authorize (scopes, groups)      access::admit
+//!  → rate limits, concurrency slot, quota          access::limit
 //!  → request transform (path, forwarding, route,   upstream_headers
 //!    consumer identity)                            access::identify
 //!  → upstream select + forward (timeouts, retries) forward::forward
 //!  → response transform (hop-by-hop, Via, route,   downstream_response
 //!    CORS)                                         access::decorate
-//!  → log (always, also on errors)                  handle
+//!  → log (always, also on errors); rejections     handle
+//!    count towards bans                            protection::observe
 //! ```
 //!
-//! The OAuth server's own endpoints are answered before routing. Later phases (rate
-//! limit, cache) slot in between authorize and forward.
+//! The OAuth server's own endpoints are answered before routing. The concurrency slot is
+//! held until the response body ends; an upstream-reported cost is charged once the
+//! response headers arrive. Later phases (cache) slot in between limits and forward.
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -37,6 +42,7 @@ use crate::body::{RequestBody, ResponseBody};
 use crate::error::GatewayError;
 use crate::forward::{self, Outgoing};
 use crate::headers::{self, Hop};
+use crate::protection;
 use crate::server::Shared;
 use crate::snapshot::Snapshot;
 use crate::upgrade;
@@ -56,6 +62,8 @@ pub struct ConnCtx {
     /// Held by everything this connection keeps running (itself, WebSocket tunnels), so a
     /// drain waits for all of it.
     pub alive: Alive,
+    /// The connection's per-IP slot and first-request flag (`protection`).
+    pub guard: crate::protection::ConnGuard,
 }
 
 /// A token the listener's drain waits on until every holder is gone.
@@ -77,13 +85,23 @@ pub async fn handle(
         .cloned()
         .unwrap_or_else(new_request_id);
     let method = req.method().clone();
-    let mut resp = match serve(&snap, &conn, req, &request_id).await {
+    // Abuse protection: the in-flight count, a ban check, and afterwards what to learn.
+    let load = protection::LoadGuard::enter(&snap, &conn);
+    let (served, client_ip) = match protection::check_ban(&snap, &conn, req.headers()) {
+        Ok(client_ip) => (serve(&snap, &conn, req, &request_id).await, client_ip),
+        Err(banned) => (Err(banned), None),
+    };
+    let mut resp = match served {
         Ok(resp) => resp,
         Err(err) => {
             tracing::debug!(%method, error = %err, "request answered by the gateway");
             err.into_response(Some(&request_id))
         }
     };
+    protection::observe(&snap, &conn, client_ip, started, &resp);
+    if let Some(load) = load {
+        resp.body_mut().hold_load(load);
+    }
     resp.headers_mut().insert(id_header.clone(), request_id);
     tracing::trace!(%method, status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request done");
     Ok(resp)
@@ -121,15 +139,15 @@ async fn serve(
         .route(&host, path, req.method(), req.headers())
         .ok_or(GatewayError::NoRoute)?;
     let upstream = &snap.upstreams[route.upstream];
+    protection::shed(snap, conn, route.priority)?;
     let admitted = match access::admit(&snap.security, route, conn, &req, client_ip).await {
         Ok(Admission::Continue(admitted)) => admitted,
         Ok(Admission::Respond(resp)) => return Ok(resp),
-        Err(err) => {
-            // A browser can only read a refusal that carries the CORS headers.
-            let mut resp = err.into_response(Some(request_id));
-            access::decorate(route, &Admitted::from_request(&req), resp.headers_mut());
-            return Ok(resp);
-        }
+        Err(err) => return Ok(refusal(err, route, &Admitted::from_request(&req), request_id)),
+    };
+    let mut granted = match access::limit(&snap.traffic, route, &admitted, &req, client_ip).await {
+        Ok(granted) => granted,
+        Err(err) => return Ok(refusal(err, route, &admitted, request_id)),
     };
 
     let path_and_query = match route.upstream_path(&m, path) {
@@ -159,12 +177,14 @@ async fn serve(
         client_ip,
         path: out.path_and_query.path(),
     });
-    let body = RequestBody::new(
-        body,
-        snap.server.max_body_bytes,
-        upstream.settings.idle_timeout,
-    );
+    let body = RequestBody::from_client(body, &snap.server);
     let (mut resp, mut held) = forward::forward(upstream, out, body, hash).await?;
+    if let Some(g) = &mut granted {
+        snap.traffic
+            .charge_reported(g, &route.policies.traffic, resp.headers())
+            .await;
+        held.permit = g.permit.take();
+    }
     take_over_upgrade(
         &mut resp,
         &mut held,
@@ -174,7 +194,22 @@ async fn serve(
     let body = |b| ResponseBody::upstream(b, upstream.settings.idle_timeout, held);
     let mut resp = downstream_response(snap, route, resp, version, body);
     access::decorate(route, &admitted, resp.headers_mut());
+    if let Some(g) = granted {
+        resp.headers_mut().extend(g.headers);
+    }
     Ok(resp)
+}
+
+/// A policy's refusal, with the CORS headers a browser needs to read it.
+fn refusal(
+    err: GatewayError,
+    route: &crate::snapshot::RouteRt,
+    admitted: &Admitted,
+    request_id: &HeaderValue,
+) -> Response<ResponseBody> {
+    let mut resp = err.into_response(Some(request_id));
+    access::decorate(route, admitted, resp.headers_mut());
+    resp
 }
 
 /// The host the client asked for: the absolute-form or HTTP/2 authority, else `Host`.

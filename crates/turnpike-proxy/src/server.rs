@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, watch};
 use turnpike_config::Config;
 
 use crate::pipeline::{self, ConnCtx};
+use crate::protection::{self, Protection, ProtectionCounts};
 use crate::snapshot::{BuildError, ServerSettings, Snapshot};
 use crate::upstream::health;
 
@@ -47,6 +48,8 @@ pub struct Shared {
     health_tasks: Mutex<Vec<tokio::task::AbortHandle>>,
     reload_lock: Mutex<()>,
     control: tokio::runtime::Handle,
+    /// Per-IP, ban and load state; outlives reloads.
+    protection: Arc<Protection>,
 }
 
 impl Shared {
@@ -63,7 +66,7 @@ impl Shared {
         let old = self.snapshot.load_full();
         // Only an applied config takes a version number; the reload lock makes this safe.
         let version = self.version.load(Ordering::Relaxed) + 1;
-        let new = Arc::new(Snapshot::build(cfg, version, Some(&old))?);
+        let new = Arc::new(Snapshot::build(cfg, version, Some(&old), &self.control)?);
         same_listeners(&old, &new)?;
         self.version.store(version, Ordering::Relaxed);
         warn_startup_only(&old.server, &new.server);
@@ -88,6 +91,10 @@ impl Shared {
 
     pub fn control(&self) -> &tokio::runtime::Handle {
         &self.control
+    }
+
+    pub fn protection(&self) -> &Arc<Protection> {
+        &self.protection
     }
 }
 
@@ -166,7 +173,6 @@ impl Drop for ControlRuntime {
 impl Gateway {
     /// Binds every listener, starts the workers and serves `cfg`.
     pub fn start(cfg: &Config) -> Result<Self, StartError> {
-        let snap = Arc::new(Snapshot::build(cfg, 1, None)?);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("turnpike-control")
@@ -175,6 +181,8 @@ impl Gateway {
             .map_err(StartError::Runtime)?;
         let control_handle = rt.handle().clone();
         let control = ControlRuntime(Some(rt));
+        let snap = Arc::new(Snapshot::build(cfg, 1, None, &control_handle)?);
+        wait_for_shared_counters(&snap, &control_handle);
         // Fail at start, not on the first https request, if upstream TLS cannot work.
         crate::upstream::client::tls_config()?;
         if snap.listeners.is_empty() {
@@ -187,6 +195,7 @@ impl Gateway {
             health_tasks: Mutex::new(Vec::new()),
             reload_lock: Mutex::new(()),
             control: control_handle,
+            protection: Arc::new(Protection::new()),
         });
         shared.restart_health_checks(&snap);
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -228,6 +237,11 @@ impl Gateway {
         &self.shared
     }
 
+    /// DDoS and abuse protection counters (`docs/protection.md`).
+    pub fn protection_stats(&self) -> ProtectionCounts {
+        self.shared.protection.counts()
+    }
+
     /// Swaps in a new config (see [`Shared::apply`]).
     pub fn reload(&self, cfg: &Config) -> Result<u64, BuildError> {
         self.shared.apply(cfg)
@@ -240,12 +254,37 @@ impl Gateway {
         for done in self.finished.drain(..) {
             let _ = done.await;
         }
+        // Quotas counted since the last periodic write must survive the restart.
+        let quotas = self.shared.snapshot().traffic.state.quotas.clone();
+        if let Err(err) = quotas.flush().await {
+            tracing::error!(error = %err, "could not save the quota counters");
+        }
     }
 }
 
 impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
+    }
+}
+
+/// Gives Redis a moment to connect before the first request, so a gateway started next to
+/// it does not answer its first requests with the fail mode.
+fn wait_for_shared_counters(snap: &Snapshot, control: &tokio::runtime::Handle) {
+    let limiter = snap.traffic.state.limiter.clone();
+    if !limiter.is_redis() {
+        return;
+    }
+    let control = control.clone();
+    // A thread of its own: the caller may itself be running on a runtime.
+    let waited = std::thread::spawn(move || {
+        control.block_on(limiter.wait_ready(std::time::Duration::from_secs(2)))
+    })
+    .join();
+    if !matches!(waited, Ok(true)) {
+        tracing::warn!(
+            "Redis is not reachable yet: rate limits and quotas follow their fail mode until it is"
+        );
     }
 }
 
@@ -366,16 +405,21 @@ impl ConnBuilder {
     where
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
-        let service = service_fn(move |req| pipeline::handle(conn.clone(), req));
-        match self {
+        let watched = conn.clone();
+        let service = service_fn(move |req| {
+            conn.guard.request_seen();
+            pipeline::handle(conn.clone(), req)
+        });
+        let end = match self {
             Self::Auto(b) => {
                 let inner = b.serve_connection_with_upgrades(io, service);
-                drive(GracefulAuto { inner }, shutdown).await;
+                drive(GracefulAuto { inner }, shutdown).await
             }
             Self::Http1(b) => {
                 drive(b.serve_connection(io, service).with_upgrades(), shutdown).await
             }
-        }
+        };
+        protection::connection_ended(&watched, end);
     }
 }
 
@@ -383,15 +427,20 @@ impl ConnBuilder {
 trait Graceful: std::future::Future<Output = Result<(), Self::Err>> {
     type Err: std::fmt::Display;
     fn start_graceful_shutdown(self: std::pin::Pin<&mut Self>);
+    /// hyper's own error inside `err`, which says why the connection ended.
+    fn hyper_error(err: &Self::Err) -> Option<&hyper::Error>;
 }
 
 impl<C: GracefulConnection> Graceful for GracefulAuto<C>
 where
-    C::Error: std::fmt::Display,
+    C::Error: std::fmt::Display + AsRef<dyn std::error::Error + Send + Sync>,
 {
     type Err = C::Error;
     fn start_graceful_shutdown(self: std::pin::Pin<&mut Self>) {
         self.project().inner.graceful_shutdown();
+    }
+    fn hyper_error(err: &C::Error) -> Option<&hyper::Error> {
+        err.as_ref().downcast_ref::<hyper::Error>()
     }
 }
 
@@ -421,6 +470,9 @@ where
     type Err = hyper::Error;
     fn start_graceful_shutdown(self: std::pin::Pin<&mut Self>) {
         hyper::server::conn::http1::UpgradeableConnection::graceful_shutdown(self);
+    }
+    fn hyper_error(err: &hyper::Error) -> Option<&hyper::Error> {
+        Some(err)
     }
 }
 
@@ -486,6 +538,16 @@ fn spawn_connection(
     builder: Arc<ConnBuilder>,
     handshake_timeout: std::time::Duration,
 ) {
+    // IPv4 clients of a dual-stack listener arrive as `::ffff:a.b.c.d`; compare and log them
+    // as the IPv4 addresses they are.
+    let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+    // Per-IP caps, rates and bans: refused connections are closed before TLS or HTTP.
+    let Some(guard) = shared
+        .protection
+        .admit_connection(&shared.snapshot.load().server.protection, peer.ip())
+    else {
+        return;
+    };
     let _ = stream.set_nodelay(true);
     let tls = shared
         .snapshot()
@@ -493,9 +555,6 @@ fn spawn_connection(
         .iter()
         .find(|l| &*l.name == listener)
         .and_then(|l| l.tls.clone());
-    // IPv4 clients of a dual-stack listener arrive as `::ffff:a.b.c.d`; compare and log them
-    // as the IPv4 addresses they are.
-    let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
     let conn = ConnCtx {
         shared,
         peer,
@@ -503,6 +562,7 @@ fn spawn_connection(
         sni: None,
         client_cert: None,
         alive,
+        guard,
     };
     tokio::spawn(serve_connection(
         stream,
@@ -523,9 +583,9 @@ async fn serve_connection(
     handshake_timeout: std::time::Duration,
 ) {
     let Some(cfg) = tls else {
-        return builder
-            .serve(TokioIo::new(stream), Arc::new(conn), shutdown)
-            .await;
+        let conn = Arc::new(conn);
+        let serving = builder.serve(TokioIo::new(stream), conn.clone(), shutdown);
+        return protection::first_request_within(&conn, serving, handshake_timeout).await;
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
     let tls_stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
@@ -545,13 +605,14 @@ async fn serve_connection(
         .peer_certificates()
         .and_then(|chain| chain.first())
         .and_then(|leaf| turnpike_policy::mtls::client_cert(leaf.as_ref()));
-    builder
-        .serve(TokioIo::new(tls_stream), Arc::new(conn), shutdown)
-        .await;
+    let conn = Arc::new(conn);
+    let serving = builder.serve(TokioIo::new(tls_stream), conn.clone(), shutdown);
+    protection::first_request_within(&conn, serving, handshake_timeout).await;
 }
 
-/// Serves one connection; on shutdown, finishes the request in flight and closes.
-async fn drive<C: Graceful>(conn: C, mut shutdown: watch::Receiver<bool>) {
+/// Serves one connection; on shutdown, finishes the request in flight and closes. Says
+/// whether it ended on a client's fault (for abuse protection).
+async fn drive<C: Graceful>(conn: C, mut shutdown: watch::Receiver<bool>) -> protection::ConnEnd {
     tokio::pin!(conn);
     let result = tokio::select! {
         // The connection is polled first: it is what wakes this task almost every time.
@@ -562,7 +623,11 @@ async fn drive<C: Graceful>(conn: C, mut shutdown: watch::Receiver<bool>) {
             conn.await
         }
     };
-    if let Err(err) = result {
-        tracing::debug!(error = %err, "connection ended with an error");
+    match result {
+        Err(err) => {
+            tracing::debug!(error = %err, "connection ended with an error");
+            C::hyper_error(&err).map_or(protection::ConnEnd::Normal, protection::ConnEnd::of)
+        }
+        Ok(()) => protection::ConnEnd::Normal,
     }
 }

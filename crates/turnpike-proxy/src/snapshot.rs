@@ -12,6 +12,7 @@ use ipnet::IpNet;
 use turnpike_config::Config;
 use turnpike_config::model::{self, PathType};
 
+use turnpike_policy::traffic::Traffic;
 use turnpike_policy::{RoutePolicies, Security};
 
 use crate::headers::{self, InvalidHeader, Transform};
@@ -44,6 +45,8 @@ pub enum BuildError {
     Route { route: String, message: String },
     #[error(transparent)]
     Security(#[from] turnpike_policy::BuildError),
+    #[error(transparent)]
+    Traffic(#[from] turnpike_policy::traffic::TrafficError),
 }
 
 /// Limits and behaviour for every request.
@@ -59,6 +62,11 @@ pub struct ServerSettings {
     pub via: bool,
     pub request_id_header: HeaderName,
     pub workers: usize,
+    /// Slow-client limits for request bodies (`docs/protection.md`).
+    pub body_read_timeout: Duration,
+    pub min_body_rate: Option<crate::body::MinRate>,
+    /// Per-IP limits, load shedding and bans; state lives in `Shared`.
+    pub protection: crate::protection::Settings,
 }
 
 /// A listener as configured; the socket itself is bound once at start.
@@ -87,6 +95,8 @@ pub struct RouteRt {
     pub request_headers: Transform,
     pub response_headers: Transform,
     pub policies: RoutePolicies,
+    /// Shed order under overload.
+    pub priority: model::Priority,
 }
 
 /// One config version, ready to serve.
@@ -99,14 +109,18 @@ pub struct Snapshot {
     pub routes: Vec<RouteRt>,
     pub upstreams: Vec<Arc<Upstream>>,
     pub security: Arc<Security>,
+    /// Counters and plans; the counters outlive reloads.
+    pub traffic: Arc<Traffic>,
 }
 
 impl Snapshot {
-    /// Compiles a validated config. `previous` lends its target states to the new version.
+    /// Compiles a validated config. `previous` lends its target states and counters to
+    /// the new version; `control` runs what traffic control keeps going in the background.
     pub fn build(
         cfg: &Config,
         version: u64,
         previous: Option<&Snapshot>,
+        control: &tokio::runtime::Handle,
     ) -> Result<Self, BuildError> {
         let carry: StateCarry = previous
             .into_iter()
@@ -129,6 +143,7 @@ impl Snapshot {
             })
             .collect::<Result<_, BuildError>>()?;
         let security = Arc::new(Security::build(cfg, previous.map(|p| &*p.security))?);
+        let traffic = Arc::new(Traffic::build(cfg, previous.map(|p| &*p.traffic), control)?);
         let mut specs = Vec::with_capacity(cfg.routes.len());
         let mut routes = Vec::with_capacity(cfg.routes.len());
         for r in &cfg.routes {
@@ -145,6 +160,7 @@ impl Snapshot {
             routes,
             upstreams,
             security,
+            traffic,
         })
     }
 
@@ -179,6 +195,12 @@ fn server_settings(s: &model::Server) -> ServerSettings {
         request_id_header: HeaderName::from_bytes(s.request_id_header.as_bytes())
             .unwrap_or(HeaderName::from_static("x-request-id")),
         workers,
+        body_read_timeout: s.body_read_timeout.as_std(),
+        min_body_rate: s.min_body_rate.as_ref().map(|r| crate::body::MinRate {
+            bytes_per_second: r.bytes_per_second.bytes(),
+            grace: r.grace.as_std(),
+        }),
+        protection: crate::protection::Settings::build(&s.protection),
     }
 }
 
@@ -277,6 +299,7 @@ fn compile_route(
         request_headers: Transform::compile(&r.request_headers)?,
         response_headers: Transform::compile(&r.response_headers)?,
         policies: RoutePolicies::default(),
+        priority: r.priority,
     };
     Ok((spec, rt))
 }

@@ -19,7 +19,11 @@ pub fn validate(path: &Path) -> anyhow::Result<ExitCode> {
     match turnpike_config::load_file(path) {
         Ok(cfg) => {
             // What only a start can find (certificate files, keys) is checked too.
-            if let Err(err) = turnpike_proxy::Snapshot::build(&cfg, 0, None) {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting a runtime")?;
+            if let Err(err) = turnpike_proxy::Snapshot::build(&cfg, 0, None, rt.handle()) {
                 eprintln!("{}: {err}", path.display());
                 return Ok(ExitCode::FAILURE);
             }

@@ -39,6 +39,15 @@ pub struct Consumer {
     /// listener's `client_auth` trusts may issue this consumer's certificates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate_issuer: Option<String>,
+    /// The plan (tier) whose limits and quota apply to this consumer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    /// Replaces the plan's rate limits for this consumer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<Vec<crate::model::RateLimit>>,
+    /// Replaces the plan's quota for this consumer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<crate::model::Quota>,
 }
 
 /// One stored API key: the public identifier and a keyed hash of the whole key.
@@ -283,11 +292,19 @@ pub struct Policies {
     pub ip_rules: Option<IpRules>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cors: Option<Cors>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<crate::model::RateLimitPolicy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<crate::model::ConcurrencyLimit>,
 }
 
 impl Policies {
     pub fn is_empty(&self) -> bool {
-        self.auth.is_none() && self.ip_rules.is_none() && self.cors.is_none()
+        self.auth.is_none()
+            && self.ip_rules.is_none()
+            && self.cors.is_none()
+            && self.rate_limit.is_none()
+            && self.concurrency.is_none()
     }
 }
 

@@ -123,7 +123,7 @@ async fn a_valid_token_names_its_consumer_scopes_and_claims() {
     assert_eq!(id.credential.as_ref().unwrap(), "alice");
     assert_eq!(
         id.scopes.as_deref().unwrap(),
-        ["read".into(), "write".into()]
+        [Box::<str>::from("read"), Box::from("write")]
     );
     let headers: HashMap<&str, &str> = id
         .claims
@@ -290,7 +290,7 @@ async fn the_consumer_claim_is_configurable_and_required() {
     let id = valid(attempt(&jwt, &token).await);
     assert_eq!(&*id.consumer.name, "robot");
     assert!(id.consumer.groups.is_empty(), "an ad-hoc consumer");
-    assert_eq!(id.scopes.as_deref().unwrap(), ["a".into(), "b".into()]);
+    assert_eq!(id.scopes.as_deref().unwrap(), [Box::<str>::from("a"), Box::from("b")]);
     let anonymous = sign(claims(json!({})));
     assert!(is_invalid(&attempt(&jwt, &anonymous).await));
 }

@@ -233,6 +233,8 @@ impl Upstream {
 pub struct Held {
     pub lease: Option<pool::Lease>,
     pub in_flight: Option<InFlight>,
+    /// The route's concurrency slot, freed when the response body ends.
+    pub permit: Option<turnpike_state::Permit>,
 }
 
 impl Held {
@@ -242,6 +244,7 @@ impl Held {
             lease.release();
         }
         self.in_flight = None;
+        self.permit = None;
     }
 }
 

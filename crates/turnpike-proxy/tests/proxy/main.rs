@@ -8,6 +8,7 @@ mod headers;
 mod health;
 mod limits;
 mod pool;
+mod protection;
 mod protocols;
 mod reload;
 mod routing;

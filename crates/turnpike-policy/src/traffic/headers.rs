@@ -1,0 +1,133 @@
+//! The rate-limit response headers: `RateLimit-Policy` and `RateLimit` as
+//! draft-ietf-httpapi-ratelimit-headers-10 defines them (structured-field lists of
+//! `"name";q=<quota>;w=<window>` and `"name";r=<remaining>;t=<seconds to reset>`), and the
+//! legacy `X-RateLimit-Limit`, `-Remaining`, `-Reset` for the limit closest to refusing.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+static X_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+static X_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+static X_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
+/// One counter's state as the client is told it.
+#[derive(Debug, Clone, Copy)]
+pub struct Item<'a> {
+    pub name: &'a str,
+    pub quota: u64,
+    pub remaining: u64,
+    pub reset: Duration,
+}
+
+/// Whole seconds, rounded up: a client that waits `t` seconds must find the limit reset.
+pub fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// Builds the headers for `items` under `policy` (the pre-joined `RateLimit-Policy`).
+#[derive(Debug, Default)]
+pub struct LimitHeaders {
+    pub policy: String,
+    pub state: String,
+    /// The item with the least left: what the legacy headers report.
+    tightest: Option<(u64, u64, u64)>,
+}
+
+impl LimitHeaders {
+    pub fn push_policy(&mut self, items: &str) {
+        if items.is_empty() {
+            return;
+        }
+        if !self.policy.is_empty() {
+            self.policy.push_str(", ");
+        }
+        self.policy.push_str(items);
+    }
+
+    pub fn push(&mut self, item: Item<'_>) {
+        if !self.state.is_empty() {
+            self.state.push_str(", ");
+        }
+        let t = ceil_secs(item.reset);
+        let _ = write!(self.state, "\"{}\";r={};t={t}", item.name, item.remaining);
+        if self.tightest.is_none_or(|(_, r, _)| item.remaining < r) {
+            self.tightest = Some((item.quota, item.remaining, t));
+        }
+    }
+
+    /// Adds the headers the config asks for to `out`.
+    pub fn write(&self, ietf: bool, legacy: bool, out: &mut HeaderMap) {
+        if ietf {
+            if let Ok(v) = HeaderValue::from_str(&self.policy) {
+                if !self.policy.is_empty() {
+                    out.insert(RATELIMIT_POLICY.clone(), v);
+                }
+            }
+            if let Ok(v) = HeaderValue::from_str(&self.state) {
+                if !self.state.is_empty() {
+                    out.insert(RATELIMIT.clone(), v);
+                }
+            }
+        }
+        if let (true, Some((q, r, t))) = (legacy, self.tightest) {
+            out.insert(X_LIMIT.clone(), HeaderValue::from(q));
+            out.insert(X_REMAINING.clone(), HeaderValue::from(r));
+            out.insert(X_RESET.clone(), HeaderValue::from(t));
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.state.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_follow_the_draft_syntax_and_legacy_reports_the_tightest() {
+        let mut h = LimitHeaders::default();
+        h.push_policy("\"10-per-1s\";q=10;w=1");
+        h.push_policy("\"1000-per-1h\";q=1000;w=3600");
+        h.push(Item {
+            name: "10-per-1s",
+            quota: 10,
+            remaining: 9,
+            reset: Duration::from_millis(100),
+        });
+        h.push(Item {
+            name: "1000-per-1h",
+            quota: 1000,
+            remaining: 3,
+            reset: Duration::from_secs(3600),
+        });
+        let mut out = HeaderMap::new();
+        h.write(true, true, &mut out);
+        assert_eq!(
+            out["ratelimit-policy"],
+            "\"10-per-1s\";q=10;w=1, \"1000-per-1h\";q=1000;w=3600"
+        );
+        assert_eq!(
+            out["ratelimit"],
+            "\"10-per-1s\";r=9;t=1, \"1000-per-1h\";r=3;t=3600"
+        );
+        assert_eq!(out["x-ratelimit-limit"], "1000");
+        assert_eq!(out["x-ratelimit-remaining"], "3");
+        assert_eq!(out["x-ratelimit-reset"], "3600");
+        let mut only_ietf = HeaderMap::new();
+        h.write(true, false, &mut only_ietf);
+        assert!(!only_ietf.contains_key("x-ratelimit-limit"));
+    }
+
+    #[test]
+    fn reset_rounds_up() {
+        assert_eq!(ceil_secs(Duration::from_millis(1)), 1);
+        assert_eq!(ceil_secs(Duration::from_secs(2)), 2);
+        assert_eq!(ceil_secs(Duration::ZERO), 0);
+    }
+}
