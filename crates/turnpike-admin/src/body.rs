@@ -22,17 +22,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let json_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_ascii_lowercase()
-            });
+        let json_type = media_type(req.headers());
         // A missing Content-Type is tolerated (curl -d sends a form type, though, and that
         // is refused so a mistaken form post does not look like JSON garbage).
         if let Some(t) = json_type.filter(|t| t != "application/json" && !t.ends_with("+json")) {
@@ -42,16 +32,33 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 format!("expected Content-Type: application/json, got {t}"),
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                "payload_too_large"
-            } else {
-                "invalid_request"
-            };
-            ApiError::new(e.status(), code, e.body_text())
-        })?;
-        parse_json(&bytes).map(Self)
+        parse_json(&read_bytes(req, state).await?).map(Self)
     }
+}
+
+/// The request's media type (`Content-Type` without parameters), lower-case.
+pub(crate) fn media_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(
+        value
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase(),
+    )
+}
+
+/// The whole body (bounded by the router's body limit), refusals as JSON errors.
+pub(crate) async fn read_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|e| {
+        let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            "payload_too_large"
+        } else {
+            "invalid_request"
+        };
+        ApiError::new(e.status(), code, e.body_text())
+    })
 }
 
 /// Parses a body, reporting where malformed JSON breaks.

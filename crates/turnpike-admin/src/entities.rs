@@ -184,7 +184,7 @@ pub(crate) async fn delete(
 }
 
 /// The base document and every store entity, after refusing names the file defines.
-async fn current(
+pub(crate) async fn current(
     state: &AdminState,
     kind: &str,
     name: &str,
@@ -203,7 +203,7 @@ async fn current(
     Ok((base, records))
 }
 
-fn find<'r>(records: &'r [Record], kind: &str, name: &str) -> Option<&'r Record> {
+pub(crate) fn find<'r>(records: &'r [Record], kind: &str, name: &str) -> Option<&'r Record> {
     records.iter().find(|r| r.kind == kind && r.name == name)
 }
 
@@ -221,7 +221,7 @@ fn precondition(record: &Record, expect: Option<i64>) -> Result<(), ApiError> {
     }
 }
 
-fn refuse(problems: Vec<Detail>, status: StatusCode) -> Result<(), ApiError> {
+pub(crate) fn refuse(problems: Vec<Detail>, status: StatusCode) -> Result<(), ApiError> {
     if problems.is_empty() {
         return Ok(());
     }
@@ -250,11 +250,11 @@ fn not_object() -> ApiError {
     invalid(vec![Detail::new("", "expected a JSON object")])
 }
 
-fn not_found(kind: &str, name: &str) -> ApiError {
+pub(crate) fn not_found(kind: &str, name: &str) -> ApiError {
     ApiError::not_found(format!("{} {name:?} not found", singular(kind)))
 }
 
-fn check_name(name: &str) -> Result<(), ApiError> {
+pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
     let problem = if name.trim().is_empty() {
         "must not be empty"
     } else if name.len() > MAX_NAME {
@@ -413,4 +413,13 @@ entity_api!(
     ConsumerList,
     "/api/v1/consumers",
     "/api/v1/consumers/{name}"
+);
+entity_api!(
+    plans,
+    "plans",
+    "plan",
+    Plan,
+    PlanList,
+    "/api/v1/plans",
+    "/api/v1/plans/{name}"
 );

@@ -11,7 +11,12 @@ mod body;
 mod entities;
 mod error;
 mod health;
+mod import;
+mod keys;
+mod metrics;
 mod schema;
+mod services;
+mod sources;
 mod state;
 pub mod sync;
 pub mod token;
@@ -31,6 +36,7 @@ use utoipa_axum::routes;
 
 pub use auth::Caller;
 pub use error::{ApiError, Detail, ErrorBody, ErrorInfo};
+pub use metrics::MetricsSource;
 pub use state::{AdminOptions, AdminState, BOOTSTRAP_ENV, BOOTSTRAP_NAME, StartError};
 pub use token::Role;
 
@@ -41,13 +47,16 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
 #[openapi(
     info(
         title = "Turnpike admin API",
-        description = "Manage a Turnpike gateway: entities, admin tokens, audit log.",
+        description = "Manage a Turnpike gateway: entities, API keys, admin tokens, audit log.",
     ),
     modifiers(&BearerAuth),
     tags(
         (name = "upstreams", description = "Groups of targets routes send traffic to"),
         (name = "routes", description = "How requests find their upstream"),
-        (name = "consumers", description = "Named callers and their credential hashes"),
+        (name = "consumers", description = "Named callers, their credential hashes and API keys"),
+        (name = "plans", description = "Tiers of service: rate limits and quotas for consumers"),
+        (name = "services", description = "APIs published from their OpenAPI documents"),
+        (name = "config", description = "How the file and the store combine"),
         (name = "tokens", description = "Admin tokens (admin role)"),
         (name = "audit", description = "Who changed what (admin role)"),
         (name = "health", description = "Liveness and readiness; no token needed"),
@@ -104,6 +113,17 @@ fn parts() -> (
             entities::consumers::replace,
             entities::consumers::delete
         ))
+        .routes(routes!(entities::plans::list, entities::plans::create))
+        .routes(routes!(
+            entities::plans::get,
+            entities::plans::replace,
+            entities::plans::delete
+        ))
+        .routes(routes!(keys::create))
+        .routes(routes!(keys::revoke))
+        .routes(routes!(sources::file_entities))
+        .routes(routes!(services::import, services::document))
+        .routes(routes!(services::remove))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
         .routes(routes!(health::audit));
@@ -120,7 +140,15 @@ pub fn openapi() -> Document {
 /// The admin API as an axum router (serve it with connect info, as [`serve`] does, for
 /// `insecure_no_auth` to admit loopback clients).
 pub fn router(state: AdminState) -> Router {
-    let ((public, _), (protected, _)) = parts();
+    router_with_metrics(state, None)
+}
+
+/// [`router`] plus `GET /metrics` (no token) rendered by `metrics`, when given.
+pub fn router_with_metrics(state: AdminState, metrics: Option<MetricsSource>) -> Router {
+    let ((mut public, _), (protected, _)) = parts();
+    if let Some(source) = metrics {
+        public = public.merge(metrics::route(source));
+    }
     let protected = protected.route_layer(axum::middleware::from_fn_with_state(
         state.clone(),
         auth::require,
@@ -140,12 +168,23 @@ pub async fn serve(
     state: AdminState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    serve_with_metrics(listener, state, None, shutdown).await
+}
+
+/// [`serve`], with `/metrics` rendered by `metrics` when given.
+pub async fn serve_with_metrics(
+    listener: tokio::net::TcpListener,
+    state: AdminState,
+    metrics: Option<MetricsSource>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
     let local = listener.local_addr()?;
     if state.inner.insecure_no_auth && !local.ip().is_loopback() {
         return Err(StartError::InsecureNotLoopback(local));
     }
     tracing::info!(address = %local, "admin API listening");
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app =
+        router_with_metrics(state, metrics).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;

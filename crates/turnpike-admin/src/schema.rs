@@ -135,6 +135,39 @@ pub struct Route {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub cors: Value,
+    /// Shed order under overload: `low`, `normal` (default) or `high`.
+    #[serde(default)]
+    pub priority: Priority,
+    /// `limits` (each `limit`, `per`, `burst`, `by`, `name`) and `fail` (`open`, `closed`).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub rate_limit: Value,
+    /// `limit`, `by` and `queue` (`size`, `timeout`): requests in flight at once.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub concurrency: Value,
+    /// `weight` and `header`: what a request costs against its consumer's quota.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub cost: Value,
+    /// `state` (`draft`, `published`, `deprecated`, `retired`), `deprecated_at`, `sunset`, `link`.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub lifecycle: Value,
+    /// `openapi`, `parameters` (each `name`, `in`, `required`, `schema`) and `body`
+    /// (`required`, `schema`): request validation against JSON Schemas.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub validate: Value,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Low,
+    #[default]
+    Normal,
+    High,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -182,6 +215,17 @@ pub struct Consumer {
     /// Issuer DN the client certificate must have.
     #[serde(default)]
     pub certificate_issuer: String,
+    /// The plan (tier) whose limits and quota apply to this consumer.
+    #[serde(default)]
+    pub plan: String,
+    /// Replaces the plan's rate limits: each `limit`, `per`, `burst`, `name`.
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub rate_limits: Value,
+    /// Replaces the plan's quota: `limit` and `per` (`day` or `month`).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub quota: Value,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -204,6 +248,62 @@ pub struct BasicCredential {
     pub username: String,
     /// PHC-format argon2 hash, as `turnpike hash-password` prints.
     pub password_hash: String,
+}
+
+/// A named tier of service: the rate limits and quota its consumers get on every route
+/// (`plans:` in the file).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    pub name: String,
+    /// Counted per consumer (`by` is not allowed here): each `limit`, `per`, `burst`, `name`.
+    #[serde(default)]
+    pub rate_limits: Vec<RateLimit>,
+    /// `limit` and `per` (`day` or `month`).
+    #[serde(default)]
+    pub quota: Option<Quota>,
+}
+
+/// `limit` requests per `per`, up to `burst` at once.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Shown in `RateLimit-Policy`; defaults to e.g. `100-per-1m`.
+    #[serde(default)]
+    pub name: Option<String>,
+    pub limit: u64,
+    /// `second`, `minute`, `hour`, `day` or a duration such as `10s`.
+    pub per: String,
+    /// Requests allowed at once; defaults to `limit`.
+    #[serde(default)]
+    pub burst: Option<u64>,
+    /// What one counter is kept for: `consumer`, `credential`, `ip`, `route`,
+    /// `header:<name>`; defaults to `[consumer]`. Not allowed in plans.
+    #[serde(default)]
+    pub by: Vec<String>,
+}
+
+/// A cap per consumer per calendar day or month.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Quota {
+    pub limit: u64,
+    pub per: QuotaPeriod,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum QuotaPeriod {
+    Day,
+    Month,
+}
+
+/// One page of plans.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PlanList {
+    pub items: Vec<Plan>,
+    /// Pass as `after` for the next page; absent on the last.
+    pub next: Option<String>,
 }
 
 /// One page of upstreams.
@@ -279,6 +379,9 @@ mod tests {
             ("Consumer", model_fields::<model::Consumer>()),
             ("ApiKey", model_fields::<model::ApiKey>()),
             ("BasicCredential", model_fields::<model::BasicCredential>()),
+            ("Plan", model_fields::<model::Plan>()),
+            ("RateLimit", model_fields::<model::RateLimit>()),
+            ("Quota", model_fields::<model::Quota>()),
         ];
         for (name, fields) in pairs {
             assert_eq!(schema_fields(name), fields, "{name}");
@@ -292,6 +395,7 @@ mod tests {
         assert_eq!(required("Route"), serde_json::json!(["name", "upstream"]));
         assert_eq!(required("Upstream"), serde_json::json!(["name", "targets"]));
         assert_eq!(required("Consumer"), serde_json::json!(["name"]));
+        assert_eq!(required("Plan"), serde_json::json!(["name"]));
         // The model agrees: a body with only these fields deserializes.
         let route = serde_json::json!({"name": "r", "upstream": "u"});
         serde_json::from_value::<model::Route>(route).unwrap();

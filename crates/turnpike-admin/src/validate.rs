@@ -17,7 +17,7 @@ use turnpike_store::Record;
 use crate::error::Detail;
 
 /// The entity kinds the admin API manages, named like their config sections.
-pub(crate) const KINDS: [&str; 3] = ["upstreams", "routes", "consumers"];
+pub(crate) const KINDS: [&str; 4] = ["upstreams", "routes", "consumers", "plans"];
 
 /// A write to check.
 #[derive(Debug, Clone, Copy)]
@@ -58,6 +58,18 @@ pub(crate) fn check(base: &Value, records: &[Record], change: Change<'_>) -> Vec
         .collect()
 }
 
+/// The problems a set of writes would add together (an import's routes and upstream);
+/// paths name the entities (`routes["r"].upstream`).
+pub(crate) fn check_all(base: &Value, records: &[Record], changes: &[Change<'_>]) -> Vec<Detail> {
+    let before = effective(base, records, None);
+    let after = effective_all(base, records, changes);
+    let old = problems(&before, None);
+    problems(&after, None)
+        .into_iter()
+        .filter(|p| !old.contains(p))
+        .collect()
+}
+
 /// The names the file's configuration defines for `kind` (read-only through the API).
 pub(crate) fn base_names(base: &Value, kind: &str) -> Vec<String> {
     base.get(kind)
@@ -76,22 +88,29 @@ pub(crate) fn base_names(base: &Value, kind: &str) -> Vec<String> {
 /// adds or drops its entity. Store entities of kinds the config has no section for are
 /// left out (they are checked by their own code, not here).
 pub(crate) fn effective(base: &Value, records: &[Record], change: Option<Change<'_>>) -> Value {
+    effective_all(base, records, change.as_slice())
+}
+
+/// [`effective`] with several changes applied.
+fn effective_all(base: &Value, records: &[Record], changes: &[Change<'_>]) -> Value {
     let mut doc = match base {
         Value::Object(map) => map.clone(),
         _ => Map::new(),
     };
-    let skip = change.map(|c| c.key());
+    let skip: Vec<_> = changes.iter().map(|c| c.key()).collect();
     for r in records.iter().filter(|r| KINDS.contains(&r.kind.as_str())) {
-        if skip == Some((r.kind.as_str(), r.name.as_str())) {
+        if skip.contains(&(r.kind.as_str(), r.name.as_str())) {
             continue;
         }
         push(&mut doc, &r.kind, r.doc.clone());
     }
-    if let Some(Change::Put {
-        kind, doc: item, ..
-    }) = change
-    {
-        push(&mut doc, kind, item.clone());
+    for change in changes {
+        if let Change::Put {
+            kind, doc: item, ..
+        } = change
+        {
+            push(&mut doc, kind, (*item).clone());
+        }
     }
     Value::Object(doc)
 }

@@ -11,14 +11,14 @@ use serde_json::{Map, Value};
 use serde_path_to_error::Segment;
 
 use crate::model::{
-    Admin, Auth, Config, Consumer, Listener, OAuth, Plan, Policies, Route, Server, Traffic,
-    Upstream,
+    AccessLog, Admin, Auth, Config, Consumer, Listener, Metrics, OAuth, Plan, Policies, Route,
+    Server, Traffic, Upstream,
 };
 use crate::path;
 use crate::problem::Problem;
 use crate::yaml::describe;
 
-const SECTIONS: [&str; 12] = [
+const SECTIONS: [&str; 14] = [
     "listen",
     "listeners",
     "server",
@@ -31,6 +31,8 @@ const SECTIONS: [&str; 12] = [
     "admin",
     "traffic",
     "plans",
+    "metrics",
+    "access_log",
 ];
 
 /// The parts of the config that deserialized, and what is known about the parts that did
@@ -127,6 +129,13 @@ pub(crate) fn deserialize(root: &Value, problems: &mut Vec<Problem>) -> Option<P
     let (plans, at, _) = list::<Plan>(root.get("plans"), "plans", problems);
     parsed.config.plans = plans;
     parsed.plan_at = at;
+    // An empty section means the defaults, as for `admin:`.
+    if let Some(v) = root.get("metrics").filter(|v| !v.is_null()) {
+        parsed.config.metrics = one::<Metrics>(v, "metrics", problems).unwrap_or_default();
+    }
+    if let Some(v) = root.get("access_log").filter(|v| !v.is_null()) {
+        parsed.config.access_log = one::<AccessLog>(v, "access_log", problems).unwrap_or_default();
+    }
     Some(parsed)
 }
 

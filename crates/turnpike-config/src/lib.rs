@@ -79,6 +79,47 @@ pub fn load_str(
     }
 }
 
+/// A problem reading YAML text with [`parse_yaml`]: where, and what.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}, column {column}: {message}")]
+pub struct YamlProblem {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// Reads one YAML (or JSON) document into a JSON value exactly as configuration files are
+/// read (YAML 1.2 core schema, so `on` and `yes` stay strings; aliases bounded; duplicate
+/// keys and second documents refused), so entity files, imports and exports mean what the
+/// configuration means. Nothing is substituted or validated.
+pub fn parse_yaml(text: &str) -> Result<Value, YamlProblem> {
+    read_yaml(text, false)
+}
+
+/// [`parse_yaml`] for documents written for other tools (OpenAPI), where numbers and
+/// booleans are common as mapping keys (`200:`): they become their text.
+pub fn parse_yaml_text_keys(text: &str) -> Result<Value, YamlProblem> {
+    read_yaml(text, true)
+}
+
+fn read_yaml(text: &str, text_keys: bool) -> Result<Value, YamlProblem> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let problem = |e: yaml::YamlError| YamlProblem {
+        line: e.pos.line,
+        column: e.pos.column,
+        message: if e.path.is_empty() {
+            e.message
+        } else {
+            format!("{}: {}", e.path, e.message)
+        },
+    };
+    let doc = yaml::parse_with(text, text_keys).map_err(problem)?;
+    match doc.errors.into_iter().next() {
+        Some(e) => Err(problem(e)),
+        None => Ok(doc.value),
+    }
+}
+
 /// Deserializes and validates an already-parsed document with the same phases and messages
 /// as [`load_str`], for configuration that arrives as JSON (the admin API checks a candidate
 /// entity by merging it into the effective document and loading that).

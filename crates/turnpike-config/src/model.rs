@@ -13,13 +13,19 @@ use serde::{Deserialize, Serialize};
 use crate::units::{ByteSize, Duration};
 
 mod admin;
+mod lifecycle;
+mod observability;
 mod protection;
 mod security;
 mod traffic;
+mod validation;
 pub use admin::*;
+pub use lifecycle::*;
+pub use observability::*;
 pub use protection::*;
 pub use security::*;
 pub use traffic::*;
+pub use validation::*;
 
 /// A whole configuration file.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -54,6 +60,12 @@ pub struct Config {
     /// Tiers of service that consumers belong to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub plans: Vec<Plan>,
+    /// Prometheus metrics: an optional listener of their own, consumer label bounds.
+    #[serde(default, skip_serializing_if = "Metrics::is_default")]
+    pub metrics: Metrics,
+    /// One line per request; off by default.
+    #[serde(default, skip_serializing_if = "AccessLog::is_default")]
+    pub access_log: AccessLog,
 }
 
 /// One socket the proxy accepts client connections on.
@@ -428,6 +440,12 @@ pub struct Route {
     /// What a request costs against its consumer's quota (1 when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<Cost>,
+    /// Draft, published, deprecated or retired; replaces the upstream's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Lifecycle>,
+    /// Check parameters and the JSON body before forwarding (see `RequestValidation`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validate: Option<RequestValidation>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]

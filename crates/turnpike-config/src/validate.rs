@@ -5,10 +5,13 @@
 //! first. Routes are checked in [`routes`].
 
 mod admin;
+mod lifecycle;
+mod observability;
 mod protection;
 mod routes;
 mod security;
 mod traffic;
+mod validation;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -46,6 +49,9 @@ pub(crate) fn validate(parsed: &Parsed, index: &PathIndex) -> Vec<Problem> {
     security::check(&mut c, parsed);
     admin::check(&mut c, parsed);
     traffic::check(&mut c, parsed);
+    lifecycle::check(&mut c, parsed);
+    validation::check(&mut c, parsed);
+    observability::check(&mut c, parsed);
     c.problems
 }
 

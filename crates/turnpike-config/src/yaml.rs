@@ -39,7 +39,15 @@ pub(crate) struct YamlError {
 /// duplicate key keeps its first value, a bad key or extra document is left out, and the
 /// rest of the file can still be checked.
 pub(crate) fn parse(text: &str) -> Result<Document, YamlError> {
-    let mut builder = Builder::default();
+    parse_with(text, false)
+}
+
+/// [`parse`], optionally taking numbers and booleans as mapping keys (as their text).
+pub(crate) fn parse_with(text: &str, text_keys: bool) -> Result<Document, YamlError> {
+    let mut builder = Builder {
+        text_keys,
+        ..Builder::default()
+    };
     let mut parser = Parser::new_from_str(text);
     if let Err(e) = parser.load(&mut builder, true) {
         // Whatever was built before a syntax error is unreliable; report only the cause.
@@ -74,6 +82,9 @@ struct Builder {
     root: Option<Value>,
     documents: usize,
     expanded: usize,
+    /// Numbers and booleans in key position become their text (OpenAPI's `200:`),
+    /// instead of an error as in configuration files.
+    text_keys: bool,
 }
 
 #[derive(Debug)]
@@ -403,6 +414,8 @@ impl Builder {
     fn key(&mut self, node: Node, parent: &str) -> Key {
         let name = match node.value {
             Value::String(name) => name,
+            Value::Number(n) if self.text_keys => n.to_string(),
+            Value::Bool(b) if self.text_keys => b.to_string(),
             other => {
                 let what = describe(&other);
                 let msg = format!(

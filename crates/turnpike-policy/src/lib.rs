@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod basic_auth;
+pub mod cache;
 pub mod consumer;
 pub mod cors;
 pub mod denied;
@@ -17,6 +18,7 @@ pub mod jwks;
 pub mod jwt;
 pub mod key_auth;
 pub mod keys_file;
+pub mod lifecycle;
 pub mod mtls;
 pub mod oauth;
 pub mod password;
@@ -24,6 +26,7 @@ pub mod request;
 pub mod route;
 pub mod security;
 pub mod traffic;
+pub mod validation;
 
 pub use auth::Identity;
 pub use consumer::Consumer;

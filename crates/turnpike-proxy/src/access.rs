@@ -43,7 +43,8 @@ impl Admitted {
 /// Either the request may go on, or the gateway answers now (a CORS preflight).
 pub(crate) enum Admission {
     Continue(Admitted),
-    Respond(Response<ResponseBody>),
+    /// Boxed: preflights are rare, and the common variant stays small.
+    Respond(Box<Response<ResponseBody>>),
 }
 
 /// Runs IP rules, CORS preflight, then authentication and authorization.
@@ -58,6 +59,9 @@ pub(crate) async fn admit(
     if policies.is_empty() {
         return Ok(Admission::Continue(Admitted::default()));
     }
+    if let Some(lifecycle) = &policies.lifecycle {
+        lifecycle.check()?;
+    }
     policies.ip_rules.check(client_ip)?;
     let view = RequestView {
         method: req.method(),
@@ -70,7 +74,7 @@ pub(crate) async fn admit(
     if let Some(cors) = &policies.cors {
         // Preflights carry no credentials (Fetch standard), so they are answered before auth.
         if let Some(headers) = cors.preflight(&view) {
-            return Ok(Admission::Respond(preflight_response(headers)));
+            return Ok(Admission::Respond(Box::new(preflight_response(headers))));
         }
         admitted.origin = req.headers().get(ORIGIN).cloned();
     }
@@ -177,10 +181,13 @@ pub(crate) fn identify(
     }
 }
 
-/// Adds CORS headers to a response of a route with CORS.
+/// Adds CORS and lifecycle (`Deprecation`, `Sunset`, `Link`) headers to a response.
 pub(crate) fn decorate(route: &RouteRt, admitted: &Admitted, headers: &mut HeaderMap) {
     if let Some(cors) = &route.policies.cors {
         cors.decorate(admitted.origin.as_ref(), headers);
+    }
+    if let Some(lifecycle) = &route.policies.lifecycle {
+        lifecycle.decorate(headers);
     }
 }
 

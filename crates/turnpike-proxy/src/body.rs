@@ -7,6 +7,8 @@
 //! idle timer is only allocated once a body actually stalls.
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -16,6 +18,7 @@ use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
+pub use crate::observe::Finish;
 use crate::protection::LoadGuard;
 use crate::upstream::Held;
 
@@ -132,6 +135,10 @@ pin_project! {
         remaining: u64,
         timer: IdleTimer,
         rate: Option<RateCheck>,
+        // Bytes received so far, for metrics and the access log.
+        meter: Option<Arc<AtomicU64>>,
+        // A body already read in full (request validation), sent as one frame.
+        full: Option<Bytes>,
     }
 }
 
@@ -142,7 +149,19 @@ impl RequestBody {
             remaining: max_bytes,
             timer: IdleTimer::new(idle),
             rate: None,
+            meter: None,
+            full: None,
         }
+    }
+
+    /// Counts the bytes that stream through into a cell the caller keeps; a request
+    /// without a body gets no cell (and allocates nothing).
+    pub fn metered(mut self, cell: &mut Option<Arc<AtomicU64>>) -> Self {
+        if !self.is_end_stream() {
+            let meter = cell.get_or_insert_with(Default::default);
+            self.meter = Some(meter.clone());
+        }
+        self
     }
 
     /// The client's body with the server's limits: size, read timeout and minimum rate.
@@ -159,6 +178,13 @@ impl RequestBody {
         body
     }
 
+    /// A body read in full beforehand (within the server's limits), sent as it is.
+    pub fn buffered(data: Bytes) -> Self {
+        let mut body = Self::empty();
+        body.full = Some(data).filter(|d| !d.is_empty());
+        body
+    }
+
     /// A body with nothing in it, for retried requests that had none.
     pub fn empty() -> Self {
         Self {
@@ -166,6 +192,8 @@ impl RequestBody {
             remaining: 0,
             timer: IdleTimer::new(Duration::ZERO),
             rate: None,
+            meter: None,
+            full: None,
         }
     }
 }
@@ -179,6 +207,12 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.project();
+        if let Some(data) = this.full.take() {
+            if let Some(meter) = this.meter {
+                meter.fetch_add(data.len() as u64, Ordering::Relaxed);
+            }
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
         let Some(inner) = this.inner.as_pin_mut() else {
             return Poll::Ready(None);
         };
@@ -197,15 +231,21 @@ impl Body for RequestBody {
                 return Poll::Ready(Some(Err(BodyError::TooLarge)));
             }
             *this.remaining -= len;
+            if let Some(meter) = this.meter {
+                meter.fetch_add(len, Ordering::Relaxed);
+            }
         }
         Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(Body::is_end_stream)
+        self.full.is_none() && self.inner.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
+        if let Some(data) = &self.full {
+            return SizeHint::with_exact(data.len() as u64);
+        }
         self.inner
             .as_ref()
             .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
@@ -225,8 +265,14 @@ pin_project! {
     #[project = ResponseBodyProj]
     #[derive(Debug)]
     pub enum ResponseBody {
-        Full { data: Option<Bytes> },
-        Upstream { #[pin] inner: Incoming, timer: IdleTimer, held: Held, load: Option<LoadGuard> },
+        Full { data: Option<Bytes>, finish: Option<Finish> },
+        Upstream {
+            #[pin] inner: Incoming,
+            timer: IdleTimer,
+            held: Held,
+            load: Option<LoadGuard>,
+            finish: Option<Finish>,
+        },
     }
 }
 
@@ -235,6 +281,7 @@ impl ResponseBody {
         let data: Bytes = data.into();
         Self::Full {
             data: (!data.is_empty()).then_some(data),
+            finish: None,
         }
     }
 
@@ -248,6 +295,22 @@ impl ResponseBody {
             timer: IdleTimer::new(idle),
             held,
             load: None,
+            finish: None,
+        }
+    }
+
+    /// Reports bytes and total time once this body has ended or been dropped.
+    pub fn finish_with(&mut self, f: Finish) {
+        match self {
+            Self::Full { data, finish } => {
+                let mut f = f;
+                f.add(data.as_ref().map_or(0, |d| d.len() as u64));
+                // Nothing streams: the size is known now and the request is done.
+                if data.is_some() {
+                    *finish = Some(f);
+                }
+            }
+            Self::Upstream { finish, .. } => *finish = Some(f),
         }
     }
 
@@ -271,19 +334,28 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.project() {
-            ResponseBodyProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            ResponseBodyProj::Full { data, finish } => {
+                let frame = data.take().map(|d| Ok(Frame::data(d)));
+                *finish = None;
+                Poll::Ready(frame)
+            }
             ResponseBodyProj::Upstream {
                 mut inner,
                 timer,
                 held,
                 load,
+                finish,
             } => {
                 let frame = ready!(poll_with_idle(inner.as_mut(), timer, cx));
+                if let (Some(f), Some(Ok(data))) = (finish.as_mut(), frame.as_ref()) {
+                    f.add(data.data_ref().map_or(0, |d| d.len() as u64));
+                }
                 // hyper stops polling once a body says it has ended, so let go as soon as
                 // the last frame is out rather than waiting for `None`.
                 if frame.is_none() || inner.is_end_stream() {
                     held.finish();
                     *load = None;
+                    *finish = None;
                 }
                 Poll::Ready(frame)
             }
@@ -292,14 +364,14 @@ impl Body for ResponseBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            Self::Full { data } => data.is_none(),
+            Self::Full { data, .. } => data.is_none(),
             Self::Upstream { inner, .. } => inner.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            Self::Full { data } => {
+            Self::Full { data, .. } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
             Self::Upstream { inner, .. } => inner.size_hint(),

@@ -18,6 +18,9 @@ pub enum GatewayError {
     NoRoute,
     #[error("the request is malformed: {0}")]
     BadRequest(&'static str),
+    /// The route's request validation refused it; the message says where and why.
+    #[error("{0}")]
+    InvalidRequest(String),
     #[error("this connection was made for another host; open a new one for this host")]
     MisdirectedRequest,
     #[error("the request body is larger than this API accepts")]
@@ -54,7 +57,7 @@ impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::NoRoute => StatusCode::NOT_FOUND,
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::MisdirectedRequest => StatusCode::MISDIRECTED_REQUEST,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UriTooLong => StatusCode::URI_TOO_LONG,
@@ -74,6 +77,7 @@ impl GatewayError {
         match self {
             Self::NoRoute => "no_route",
             Self::BadRequest(_) => "bad_request",
+            Self::InvalidRequest(_) => "invalid_request",
             Self::MisdirectedRequest => "misdirected_request",
             Self::BodyTooLarge => "body_too_large",
             Self::UriTooLong => "uri_too_long",

@@ -189,6 +189,7 @@ async fn attempt_once(
                     lease,
                     in_flight,
                     permit: None,
+                    target: Some(idx),
                 },
             ));
         }

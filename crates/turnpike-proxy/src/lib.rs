@@ -8,6 +8,8 @@ pub mod body;
 pub mod error;
 pub mod forward;
 pub mod headers;
+pub mod metrics;
+mod observe;
 pub mod pipeline;
 pub mod protection;
 pub mod reload;
@@ -17,6 +19,7 @@ pub mod snapshot;
 pub mod tls;
 pub mod upgrade;
 pub mod upstream;
+mod validate;
 
 pub use server::{Gateway, Shared, StartError};
 pub use snapshot::{BuildError, Snapshot};

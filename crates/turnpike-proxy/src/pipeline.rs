@@ -8,16 +8,19 @@
 //!  → route match (host, path, method, headers)     Snapshot::route
 //!  → load shedding by route priority               protection::shed
 //!  → pre-auth (request id, client IP)              serve
+//!  → lifecycle (draft 404, retired 410)            access::admit (serve_route)
 //!  → IP rules, CORS preflight                      access::admit
 //!  → authenticate, authorize (scopes, groups)      access::admit
 //!  → rate limits, concurrency slot, quota          access::limit
+//!  → request validation (params, JSON body)        validate::request
 //!  → request transform (path, forwarding, route,   upstream_headers
 //!    consumer identity)                            access::identify
-//!  → upstream select + forward (timeouts, retries) forward::forward
+//!  → upstream select + forward (timeouts, retries) forward::forward (proxy)
 //!  → response transform (hop-by-hop, Via, route,   downstream_response
 //!    CORS)                                         access::decorate
 //!  → log (always, also on errors); rejections     handle
 //!    count towards bans                            protection::observe
+//!  → metrics, access log (at body end)             observe::request_done
 //! ```
 //!
 //! The OAuth server's own endpoints are answered before routing. The concurrency slot is
@@ -26,7 +29,7 @@
 
 use std::borrow::Cow;
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -36,18 +39,22 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 
 use turnpike_policy::request::ClientCert;
+use turnpike_policy::traffic::Granted;
 
 use crate::access::{self, Admission, Admitted};
 use crate::body::{RequestBody, ResponseBody};
 use crate::error::GatewayError;
 use crate::forward::{self, Outgoing};
 use crate::headers::{self, Hop};
+use crate::observe::{self, Seen};
 use crate::protection;
+use crate::router::Match;
 use crate::server::Shared;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{RouteRt, Snapshot};
 use crate::upgrade;
 use crate::upstream::Held;
 use crate::upstream::balancer::PickCtx;
+use crate::validate;
 
 /// What the pipeline knows about the connection a request came on.
 #[derive(Debug)]
@@ -74,9 +81,10 @@ pub async fn handle(
     conn: Arc<ConnCtx>,
     req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible> {
-    let started = Instant::now();
     // The snapshot is read once; the request finishes on it even if a reload happens.
     let snap = conn.shared.snapshot();
+    let arrival = observe::Arrival::new(&snap, &req);
+    let started = arrival.started;
     let id_header = &snap.server.request_id_header;
     let request_id = req
         .headers()
@@ -87,18 +95,29 @@ pub async fn handle(
     let method = req.method().clone();
     // Abuse protection: the in-flight count, a ban check, and afterwards what to learn.
     let load = protection::LoadGuard::enter(&snap, &conn);
+    let mut seen = Seen::default();
     let (served, client_ip) = match protection::check_ban(&snap, &conn, req.headers()) {
-        Ok(client_ip) => (serve(&snap, &conn, req, &request_id).await, client_ip),
+        Ok(client_ip) => (
+            serve(&snap, &conn, req, &request_id, &mut seen).await,
+            client_ip,
+        ),
         Err(banned) => (Err(banned), None),
     };
     let mut resp = match served {
         Ok(resp) => resp,
         Err(err) => {
             tracing::debug!(%method, error = %err, "request answered by the gateway");
+            seen.error = Some(err.code());
             err.into_response(Some(&request_id))
         }
     };
     protection::observe(&snap, &conn, client_ip, started, &resp);
+    observe::request_done(
+        &snap,
+        (seen, arrival),
+        (&request_id, conn.peer.ip()),
+        &mut resp,
+    );
     if let Some(load) = load {
         resp.body_mut().hold_load(load);
     }
@@ -107,11 +126,22 @@ pub async fn handle(
     Ok(resp)
 }
 
-async fn serve(
-    snap: &Snapshot,
+/// What routing found out about a request, for the phases after it.
+struct Routed<'s> {
+    route: &'s RouteRt,
+    matched: Match,
+    host: Option<HeaderValue>,
+    upgrade: Option<OnUpgrade>,
+    client_ip: IpAddr,
+}
+
+/// Limits, host checks, the OAuth endpoints and routing; then the route's phases.
+async fn serve<'s>(
+    snap: &'s Snapshot,
     conn: &ConnCtx,
     mut req: Request<Incoming>,
     request_id: &HeaderValue,
+    seen: &mut Seen<'s>,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     check_limits(snap, &req)?;
     let upgrade = upgrade::is_upgrade_request(&req).then(|| hyper::upgrade::on(&mut req));
@@ -127,6 +157,7 @@ async fn serve(
         return Err(GatewayError::MisdirectedRequest);
     }
     let client_ip = headers::client_ip(conn.peer.ip(), req.headers(), &snap.server.trusted_proxies);
+    seen.client_ip = Some(client_ip);
     if let Some(server) = &snap.security.oauth {
         if server.owns_path(req.uri().path()) {
             // Not a route, but the global IP rules ("everywhere") still hold.
@@ -134,23 +165,81 @@ async fn serve(
             return Ok(access::oauth_endpoint(&snap.security, server, req).await);
         }
     }
-    let path = req.uri().path();
-    let (m, route) = snap
-        .route(&host, path, req.method(), req.headers())
+    let (matched, route) = snap
+        .route(&host, req.uri().path(), req.method(), req.headers())
         .ok_or(GatewayError::NoRoute)?;
-    let upstream = &snap.upstreams[route.upstream];
+    seen.route = Some(route);
     protection::shed(snap, conn, route.priority)?;
+    let routed = Routed {
+        route,
+        matched,
+        host: host_value,
+        upgrade,
+        client_ip,
+    };
+    serve_route(snap, conn, req, routed, (request_id, seen)).await
+}
+
+/// The route's policy phases (access, limits, validation), then the upstream. A policy's
+/// refusal is an answer, with the route's CORS and lifecycle headers.
+async fn serve_route<'s>(
+    snap: &'s Snapshot,
+    conn: &ConnCtx,
+    req: Request<Incoming>,
+    routed: Routed<'s>,
+    (request_id, seen): (&HeaderValue, &mut Seen<'s>),
+) -> Result<Response<ResponseBody>, GatewayError> {
+    let (route, client_ip) = (routed.route, routed.client_ip);
     let admitted = match access::admit(&snap.security, route, conn, &req, client_ip).await {
         Ok(Admission::Continue(admitted)) => admitted,
-        Ok(Admission::Respond(resp)) => return Ok(resp),
-        Err(err) => return Ok(refusal(err, route, &Admitted::from_request(&req), request_id)),
+        Ok(Admission::Respond(resp)) => return Ok(*resp),
+        Err(err) => {
+            seen.error = Some(err.code());
+            let admitted = Admitted::from_request(&req);
+            return Ok(refusal(err, route, &admitted, request_id));
+        }
     };
+    seen.consumer = admitted.identity.as_ref().map(|i| i.consumer.clone());
     let mut granted = match access::limit(&snap.traffic, route, &admitted, &req, client_ip).await {
         Ok(granted) => granted,
-        Err(err) => return Ok(refusal(err, route, &admitted, request_id)),
+        Err(err) => {
+            seen.error = Some(err.code());
+            return Ok(refusal(err, route, &admitted, request_id));
+        }
     };
+    let req = match validate::request(route, &routed.matched, &snap.server, req).await {
+        Ok(req) => req,
+        Err(err) => {
+            seen.error = Some(err.code());
+            return Ok(refusal(err, route, &admitted, request_id));
+        }
+    };
+    let parts = (request_id, &admitted, granted.as_mut(), &mut *seen);
+    let mut resp = proxy(snap, conn, req, routed, parts).await?;
+    access::decorate(route, &admitted, resp.headers_mut());
+    if let Some(g) = granted {
+        resp.headers_mut().extend(g.headers);
+    }
+    Ok(resp)
+}
 
-    let path_and_query = match route.upstream_path(&m, path) {
+/// Request transform, forward (balancer, timeouts, retries) and response transform.
+async fn proxy<'s>(
+    snap: &'s Snapshot,
+    conn: &ConnCtx,
+    req: Request<RequestBody>,
+    routed: Routed<'s>,
+    (request_id, admitted, granted, seen): (
+        &HeaderValue,
+        &Admitted,
+        Option<&mut Granted>,
+        &mut Seen<'s>,
+    ),
+) -> Result<Response<ResponseBody>, GatewayError> {
+    let route = routed.route;
+    let upstream = &snap.upstreams[route.upstream];
+    let path = req.uri().path();
+    let path_and_query = match route.upstream_path(&routed.matched, path) {
         // Unchanged path: share the client's bytes instead of copying them.
         Cow::Borrowed(p) if p.len() == path.len() => req.uri().path_and_query().cloned(),
         new => Some(upstream_path(&new, req.uri().query())?),
@@ -162,8 +251,8 @@ async fn serve(
         method: parts.method,
         path_and_query,
         headers: parts.headers,
-        client_host: host_value,
-        upgrade: upgrade.is_some(),
+        client_host: routed.host,
+        upgrade: routed.upgrade.is_some(),
     };
     upstream_headers(snap, conn, route, &mut out, (parts.version, request_id));
     access::identify(
@@ -174,30 +263,25 @@ async fn serve(
     );
     let hash = upstream.balancer.key_hash(&PickCtx {
         headers: &out.headers,
-        client_ip,
+        client_ip: routed.client_ip,
         path: out.path_and_query.path(),
     });
-    let body = RequestBody::from_client(body, &snap.server);
-    let (mut resp, mut held) = forward::forward(upstream, out, body, hash).await?;
-    if let Some(g) = &mut granted {
+    let body = body.metered(&mut seen.request_bytes);
+    let asked = Instant::now();
+    let forwarded = forward::forward(upstream, out, body, hash).await;
+    seen.upstream_time = Some(asked.elapsed());
+    let (mut resp, mut held) = forwarded?;
+    seen.target = held.target;
+    if let Some(g) = granted {
         snap.traffic
             .charge_reported(g, &route.policies.traffic, resp.headers())
             .await;
         held.permit = g.permit.take();
     }
-    take_over_upgrade(
-        &mut resp,
-        &mut held,
-        upgrade,
-        (upstream.settings.idle_timeout, &conn.alive),
-    )?;
-    let body = |b| ResponseBody::upstream(b, upstream.settings.idle_timeout, held);
-    let mut resp = downstream_response(snap, route, resp, version, body);
-    access::decorate(route, &admitted, resp.headers_mut());
-    if let Some(g) = granted {
-        resp.headers_mut().extend(g.headers);
-    }
-    Ok(resp)
+    let idle = upstream.settings.idle_timeout;
+    take_over_upgrade(&mut resp, &mut held, routed.upgrade, (idle, &conn.alive))?;
+    let body = |b| ResponseBody::upstream(b, idle, held);
+    Ok(downstream_response(snap, route, resp, version, body))
 }
 
 /// A policy's refusal, with the CORS headers a browser needs to read it.

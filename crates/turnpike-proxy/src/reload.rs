@@ -22,7 +22,8 @@ pub enum ReloadError {
 
 /// Loads, validates and applies `path`; returns the new config version.
 pub fn reload_file(shared: &Shared, path: &Path) -> Result<u64, ReloadError> {
-    let cfg = turnpike_config::load_file(path)?;
+    // `apply` counts its own outcome; a file that does not validate is counted here.
+    let cfg = turnpike_config::load_file(path).inspect_err(|_| shared.reload_failed())?;
     Ok(shared.apply(&cfg)?)
 }
 

@@ -66,8 +66,10 @@ impl Shared {
         let old = self.snapshot.load_full();
         // Only an applied config takes a version number; the reload lock makes this safe.
         let version = self.version.load(Ordering::Relaxed) + 1;
-        let new = Arc::new(Snapshot::build(cfg, version, Some(&old), &self.control)?);
-        same_listeners(&old, &new)?;
+        let built = Snapshot::build(cfg, version, Some(&old), &self.control)
+            .and_then(|new| same_listeners(&old, &new).map(|()| Arc::new(new)));
+        let new = built.inspect_err(|_| self.reload_failed())?;
+        new.metrics.reloads_ok.fetch_add(1, Ordering::Relaxed);
         self.version.store(version, Ordering::Relaxed);
         warn_startup_only(&old.server, &new.server);
         self.snapshot.store(new.clone());
@@ -87,6 +89,17 @@ impl Shared {
                 );
             }
         }
+    }
+
+    /// Counts a reload that was refused (the running config keeps serving).
+    pub fn reload_failed(&self) {
+        let metrics = &self.snapshot.load().metrics;
+        metrics.reloads_failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The OpenMetrics text for `/metrics` (see [`crate::metrics::render`]).
+    pub fn render_metrics(&self, store_up: Option<bool>) -> String {
+        crate::metrics::render(self, store_up)
     }
 
     pub fn control(&self) -> &tokio::runtime::Handle {
@@ -151,6 +164,7 @@ fn warn_startup_only(old: &ServerSettings, new: &ServerSettings) {
 pub struct Gateway {
     shared: Arc<Shared>,
     addrs: Vec<(Arc<str>, SocketAddr)>,
+    metrics_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     finished: Vec<tokio::sync::oneshot::Receiver<()>>,
     _control: ControlRuntime,
@@ -198,6 +212,7 @@ impl Gateway {
             protection: Arc::new(Protection::new()),
         });
         shared.restart_health_checks(&snap);
+        let metrics_addr = crate::metrics::start_listener(cfg, &shared)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut finished = Vec::new();
         for (i, listeners) in sockets.into_iter().enumerate() {
@@ -215,6 +230,7 @@ impl Gateway {
         Ok(Self {
             shared,
             addrs,
+            metrics_addr,
             shutdown,
             finished,
             _control: control,
@@ -231,6 +247,11 @@ impl Gateway {
 
     pub fn addrs(&self) -> &[(Arc<str>, SocketAddr)] {
         &self.addrs
+    }
+
+    /// The bound address of the `metrics.listen` listener, when configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     pub fn shared(&self) -> &Arc<Shared> {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use http::{HeaderName, Method};
 use ipnet::IpNet;
+use turnpike_analytics::{AccessLog, Metrics, RouteMetrics};
 use turnpike_config::Config;
 use turnpike_config::model::{self, PathType};
 
@@ -47,6 +48,8 @@ pub enum BuildError {
     Security(#[from] turnpike_policy::BuildError),
     #[error(transparent)]
     Traffic(#[from] turnpike_policy::traffic::TrafficError),
+    #[error(transparent)]
+    AccessLog(#[from] turnpike_analytics::AnalyticsError),
 }
 
 /// Limits and behaviour for every request.
@@ -97,6 +100,10 @@ pub struct RouteRt {
     pub policies: RoutePolicies,
     /// Shed order under overload.
     pub priority: model::Priority,
+    /// This route's counters, resolved here so a request does no label lookup.
+    pub metrics: Arc<RouteMetrics>,
+    /// Whether the access log writes this route's requests (`exclude_routes`).
+    pub logged: bool,
 }
 
 /// One config version, ready to serve.
@@ -111,6 +118,10 @@ pub struct Snapshot {
     pub security: Arc<Security>,
     /// Counters and plans; the counters outlive reloads.
     pub traffic: Arc<Traffic>,
+    /// Request metrics; the same registry across reloads.
+    pub metrics: Arc<Metrics>,
+    /// The access log, when enabled.
+    pub access_log: Option<Arc<AccessLog>>,
 }
 
 impl Snapshot {
@@ -144,13 +155,25 @@ impl Snapshot {
             .collect::<Result<_, BuildError>>()?;
         let security = Arc::new(Security::build(cfg, previous.map(|p| &*p.security))?);
         let traffic = Arc::new(Traffic::build(cfg, previous.map(|p| &*p.traffic), control)?);
+        let metrics = previous.map_or_else(|| Arc::new(Metrics::new()), |p| p.metrics.clone());
+        metrics.configure(cfg.metrics.consumer_labels, cfg.metrics.max_consumers);
+        let access_log = AccessLog::open(
+            &cfg.access_log,
+            previous.and_then(|p| p.access_log.as_ref()),
+            &metrics,
+        )?;
         let mut specs = Vec::with_capacity(cfg.routes.len());
         let mut routes = Vec::with_capacity(cfg.routes.len());
         for r in &cfg.routes {
-            let (spec, mut rt) = compile_route(r, &upstreams)?;
+            let (spec, mut rt) = compile_route(r, &upstreams, &metrics)?;
             rt.policies = RoutePolicies::build(r, cfg, &security);
+            rt.logged = !cfg.access_log.exclude_routes.contains(&r.name);
             specs.push(spec);
             routes.push(rt);
+        }
+        // A validation run (version 0) must not drop the live gateway's series.
+        if version > 0 {
+            metrics.retain_routes(&routes.iter().map(|r| r.metrics.clone()).collect::<Vec<_>>());
         }
         Ok(Self {
             version,
@@ -161,6 +184,8 @@ impl Snapshot {
             upstreams,
             security,
             traffic,
+            metrics,
+            access_log,
         })
     }
 
@@ -252,6 +277,7 @@ fn listeners(cfg: &Config) -> Result<Vec<ListenerSpec>, BuildError> {
 fn compile_route(
     r: &model::Route,
     upstreams: &[Arc<Upstream>],
+    metrics: &Metrics,
 ) -> Result<(RouteSpec, RouteRt), BuildError> {
     let err = |message: String| BuildError::Route {
         route: r.name.clone(),
@@ -300,6 +326,8 @@ fn compile_route(
         response_headers: Transform::compile(&r.response_headers)?,
         policies: RoutePolicies::default(),
         priority: r.priority,
+        metrics: metrics.route(&r.name, &r.upstream),
+        logged: true,
     };
     Ok((spec, rt))
 }
@@ -323,6 +351,11 @@ fn compile_rewrite(template: &str) -> Vec<RewritePart> {
 impl RouteRt {
     /// The path to send upstream: rewritten, stripped, or unchanged. The part of the
     /// request path beyond a matched prefix is kept after a rewrite.
+    /// The value the matched template gave `{name}` in `path`, still percent-encoded.
+    pub fn path_param<'a>(&self, m: &Match, path: &'a str, name: &str) -> Option<&'a str> {
+        param(self.patterns.get(m.pattern)?, path, name)
+    }
+
     pub fn upstream_path<'a>(&self, m: &Match, path: &'a str) -> Cow<'a, str> {
         let rest = &path[m.matched_len.min(path.len())..];
         if let Some(parts) = &self.rewrite {

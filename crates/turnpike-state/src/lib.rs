@@ -24,9 +24,10 @@
 //!   redis driver task live there for the limiter's lifetime (that runtime needs IO and time
 //!   enabled and must keep running). The per-core runtimes that await `check` need only their
 //!   time driver (command timeouts); nothing is spawned on them.
-//! - The limiter connects in the background: until it has, and for about a second after any
-//!   failure, checks take the fail-mode path at once. [`Limiter::is_ready`] /
-//!   [`Limiter::wait_ready`] tell when Redis answers (for `/readyz`, or tests).
+//! - The limiter connects in the background: until it has, and for about a second after a
+//!   broken connection (or three timeouts in a row), checks take the fail-mode path at once.
+//!   [`Limiter::is_ready`] / [`Limiter::wait_ready`] tell when Redis answers (for `/readyz`,
+//!   or tests).
 //! - Memory quotas persist only if [`Quotas::spawn_persister`] runs (on the control runtime);
 //!   call [`Quotas::flush`] at shutdown for the last second's changes.
 //! - Redis keys: `{prefix}rl:{key}@{period_ms}` (rate limits) and `{prefix}q:{key}|{period}`
@@ -41,6 +42,7 @@ mod gcra;
 mod lease;
 mod limiter;
 mod memory;
+pub mod objects;
 mod quota;
 mod redis_conn;
 

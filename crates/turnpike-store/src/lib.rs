@@ -5,7 +5,9 @@
 //! Every write is one transaction: the entity change, the version bump, the audit row and, on
 //! PostgreSQL, a `NOTIFY turnpike_config` that is delivered only on commit. Nodes follow the
 //! version through [`Store::watch`]. The store does not interpret documents: the admin API
-//! validates them with the config model before they get here.
+//! validates them with the config model before they get here. Any kind string works; the
+//! admin API uses the config file's section names (`upstreams`, `routes`, `consumers`,
+//! `plans`), and the gateway merges exactly those into its configuration.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), turnpike_store::StoreError> {

@@ -37,8 +37,21 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Run a demo: a built-in echo upstream behind the gateway, nothing else needed.
     Demo(DemoArgs),
-    /// Manage API keys in the keys file (`auth.keys_file`): create, list, revoke, rotate.
+    /// Manage API keys: in the keys file (`auth.keys_file`), or through the admin API when
+    /// `--admin-url` or `TURNPIKE_ADMIN_URL` is set.
     Keys(KeysArgs),
+    /// Upstreams in the store, through the admin API.
+    Upstreams(EntityArgs),
+    /// Routes in the store, through the admin API.
+    Routes(EntityArgs),
+    /// Consumers in the store, through the admin API.
+    Consumers(EntityArgs),
+    /// Plans in the store, through the admin API.
+    Plans(EntityArgs),
+    /// The store as YAML, through the admin API: export it, push a file into it, diff.
+    Config(ConfigArgs),
+    /// Publish an API from its description, through the admin API.
+    Import(ImportArgs),
     /// Read a password or secret from stdin and print its argon2id hash (for
     /// `consumers[].basic_auth[].password_hash` and `oauth.clients[].secret_hash`).
     HashPassword,
@@ -63,8 +76,131 @@ pub struct KeysArgs {
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
     pub output: Output,
 
+    /// Manage keys of store consumers through this admin API instead of the keys file
+    /// (the token comes from TURNPIKE_ADMIN_TOKEN).
+    #[arg(long, global = true, value_name = "URL", env = "TURNPIKE_ADMIN_URL")]
+    pub admin_url: Option<String>,
+
     #[command(subcommand)]
     pub command: KeysCommand,
+}
+
+/// Where the admin API is and how to print; the token comes from `TURNPIKE_ADMIN_TOKEN`
+/// (never an argument, so it does not show in `ps`).
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The admin API's base URL (http only).
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "TURNPIKE_ADMIN_URL",
+        default_value = "http://127.0.0.1:8001"
+    )]
+    pub admin_url: String,
+
+    /// Output format: tables (YAML for single entities), or JSON.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct EntityArgs {
+    #[command(flatten)]
+    pub admin: AdminArgs,
+
+    #[command(subcommand)]
+    pub command: EntityCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EntityCommand {
+    /// List them (every page), in name order.
+    List {
+        /// Only names starting with this.
+        #[arg(long)]
+        prefix: Option<String>,
+    },
+    /// Show one, as YAML (or JSON with --output json).
+    Get { name: String },
+    /// Create from a YAML or JSON file holding one entity, or a list of them.
+    Create {
+        #[arg(short, long, value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Delete one.
+    Delete { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub admin: AdminArgs,
+
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the store's upstreams, routes, consumers and plans as YAML.
+    Export {
+        /// Print the whole served configuration instead: this file (the gateway's own,
+        /// as written) with the store's entities appended to its sections.
+        #[arg(long, value_name = "FILE")]
+        merged: Option<PathBuf>,
+    },
+    /// Make the store's entities equal to FILE's upstreams, routes, consumers and plans.
+    Push { file: PathBuf },
+    /// Show what `push FILE` would change; exit code 2 when something would.
+    Diff { file: PathBuf },
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(subcommand)]
+    pub command: ImportCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// An OpenAPI 3.0 or 3.1 document (YAML or JSON) becomes an upstream and one route per
+    /// operation; importing again updates them in place.
+    Openapi(OpenApiArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OpenApiArgs {
+    #[command(flatten)]
+    pub admin: AdminArgs,
+
+    /// The OpenAPI document.
+    pub file: PathBuf,
+
+    /// The upstream's URL (required the first time; a re-import keeps the previous one).
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+
+    /// Service (and upstream) name (default: from `info.title`).
+    #[arg(long, value_name = "SERVICE")]
+    pub name: Option<String>,
+
+    /// Publish under this path; the upstream still gets the document's paths
+    /// (default: the path of `servers[0].url`, kept).
+    #[arg(long, value_name = "PATH")]
+    pub prefix: Option<String>,
+
+    /// Check parameters and JSON bodies against the document's schemas (400 otherwise).
+    #[arg(long, conflicts_with = "no_validate")]
+    pub validate: bool,
+
+    /// Stop validating requests (a re-import otherwise keeps the previous choice).
+    #[arg(long)]
+    pub no_validate: bool,
+
+    /// Show what would change without changing anything.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]

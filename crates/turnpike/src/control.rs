@@ -51,7 +51,15 @@ pub fn serve(args: &ServeArgs, file: Config, admin: &Admin) -> anyhow::Result<Ex
         })
     };
     let (stop_admin, stopped) = watch::channel(false);
-    let admin_task = rt.spawn(serve_admin(prepared.listener, prepared.state, stopped));
+    let metrics: turnpike_admin::MetricsSource = {
+        let shared = gateway.shared().clone();
+        Arc::new(move |store_up| shared.render_metrics(store_up))
+    };
+    let admin_task = rt.spawn(serve_admin(
+        prepared.listener,
+        (prepared.state, metrics),
+        stopped,
+    ));
     let reload: Reload = {
         let (follower, path) = (follower, args.config.clone());
         Arc::new(move || follower.reload_file_and_log(&path))
@@ -125,13 +133,14 @@ fn start_gateway(config: &Config, file: &Config) -> anyhow::Result<Gateway> {
 
 async fn serve_admin(
     listener: tokio::net::TcpListener,
-    state: AdminState,
+    (state, metrics): (AdminState, turnpike_admin::MetricsSource),
     mut stopped: watch::Receiver<bool>,
 ) {
     let shutdown = async move {
         let _ = stopped.wait_for(|stop| *stop).await;
     };
-    if let Err(err) = turnpike_admin::serve(listener, state, shutdown).await {
+    let served = turnpike_admin::serve_with_metrics(listener, state, Some(metrics), shutdown);
+    if let Err(err) = served.await {
         tracing::error!(error = %err, "the admin API stopped");
     }
 }

@@ -22,6 +22,10 @@ use turnpike_policy::keys_file::{self, FileKey, KeysFile};
 use crate::cli::{KeysArgs, KeysCommand, Output};
 
 pub fn run(args: &KeysArgs) -> anyhow::Result<ExitCode> {
+    // With an admin URL the keys live in the store, not in the file.
+    if let Some(url) = &args.admin_url {
+        return crate::keys_admin::run(url, args);
+    }
     let store = Store::open(&args.config)?;
     let now = now()?;
     match &args.command {
@@ -129,11 +133,11 @@ impl Store {
 }
 
 /// Now, to the second (stored times need no more and read better without fractions).
-fn now() -> anyhow::Result<Timestamp> {
+pub(crate) fn now() -> anyhow::Result<Timestamp> {
     Ok(Timestamp::from_second(Timestamp::now().as_second())?)
 }
 
-fn after(now: Timestamp, d: Duration) -> anyhow::Result<Timestamp> {
+pub(crate) fn after(now: Timestamp, d: Duration) -> anyhow::Result<Timestamp> {
     let secs = i64::try_from(d.as_std().as_secs()).context("duration too long")?;
     now.checked_add(SignedDuration::from_secs(secs))
         .with_context(|| format!("{now} + {d} is past the year 9999"))
@@ -204,7 +208,7 @@ fn create(
 }
 
 /// The new key alone on stdout (easy to capture), or everything about it as JSON.
-fn print_new_key(output: Output, key: &str, json: serde_json::Value) {
+pub(crate) fn print_new_key(output: Output, key: &str, json: serde_json::Value) {
     match output {
         Output::Text => println!("{key}"),
         Output::Json => println!("{json}"),

@@ -6,13 +6,20 @@
     reason = "a command-line tool prints its results"
 )]
 
+mod admin_cli;
+mod admin_client;
 mod cli;
+mod config_sync;
 mod control;
 mod demo;
+mod diff;
+mod import;
 mod keys;
+mod keys_admin;
 mod logging;
 mod secrets;
 mod serve;
+mod yaml;
 
 use std::process::ExitCode;
 
@@ -31,6 +38,12 @@ fn main() -> ExitCode {
         cli::Command::Serve(args) => serve::serve(&args),
         cli::Command::Demo(args) => demo::run(&args),
         cli::Command::Keys(args) => keys::run(&args),
+        cli::Command::Upstreams(args) => admin_cli::run("upstreams", &args),
+        cli::Command::Routes(args) => admin_cli::run("routes", &args),
+        cli::Command::Consumers(args) => admin_cli::run("consumers", &args),
+        cli::Command::Plans(args) => admin_cli::run("plans", &args),
+        cli::Command::Config(args) => config_sync::run(&args),
+        cli::Command::Import(args) => import::run(&args),
         cli::Command::HashPassword => secrets::hash_password(),
         cli::Command::Secret(args) => secrets::run(&args.command),
     };

@@ -1,5 +1,5 @@
 //! Traffic control across real `turnpike serve` processes: two gateway processes share one
-//! rate limit through the real Redis exactly, and a quota counted by one process survives
+//! rate limit through the real Redis (within 1 %, never above), and a quota counted by one process survives
 //! its graceful restart (SIGTERM writes the counters).
 //!
 //! Redis is expected on 127.0.0.1:6379. Unreachable, the Redis test says "skipped" and
@@ -134,12 +134,12 @@ routes:
         .iter()
         .filter(|s| **s != 200 && **s != 429)
         .collect();
-    assert_eq!(
-        (ok, limited),
-        (500, 300),
-        "exactly the limit passes across both processes; others: {others:?}"
-    );
-    assert_eq!(up.hits(), 500);
+    assert!(others.is_empty(), "only 200 and 429: {others:?}");
+    // Never more than the limit; at most 1 % less, because each node may hold a batch of
+    // reserved cells it has not used yet (docs/traffic-control.md, local fast path).
+    assert!((495..=500).contains(&ok), "{ok} passed, {limited} refused");
+    assert_eq!(ok + limited, 800);
+    assert_eq!(up.hits(), ok);
     // Another tenant has its own counter on both nodes.
     assert_eq!(
         nodes[1]

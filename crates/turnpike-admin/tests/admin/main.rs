@@ -5,7 +5,10 @@
 
 mod auth;
 mod entities;
+mod keys;
 mod openapi;
+mod plans;
+mod services;
 mod support;
 mod sync;
 mod tokens;

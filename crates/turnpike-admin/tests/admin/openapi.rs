@@ -44,11 +44,17 @@ async fn document_lists_exactly_the_served_routes() {
         "GET /api/v1/tokens",
         "POST /api/v1/tokens",
         "DELETE /api/v1/tokens/{id}",
+        "GET /api/v1/file-entities",
+        "POST /api/v1/consumers/{name}/keys",
+        "DELETE /api/v1/consumers/{name}/keys/{id}",
+        "GET /api/v1/services/{name}/openapi",
+        "POST /api/v1/services/{name}/openapi",
+        "DELETE /api/v1/services/{name}",
     ]
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
-    for kind in ["upstreams", "routes", "consumers"] {
+    for kind in ["upstreams", "routes", "consumers", "plans"] {
         for op in ["GET", "POST"] {
             expected.push(format!("{op} /api/v1/{kind}"));
         }

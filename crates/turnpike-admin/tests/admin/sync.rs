@@ -131,3 +131,30 @@ async fn a_file_reload_merges_the_store_again() {
     let err = follower.reload_file(&file).unwrap_err();
     assert!(matches!(err, SyncError::File(_)), "{err}");
 }
+
+#[tokio::test]
+async fn store_plans_join_the_files_plans_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path()).await;
+    let plan = json!({"name": "gold", "rate_limits": [{"limit": 5, "per": "second"}]});
+    state
+        .store()
+        .create("plans", "gold", plan, "test")
+        .await
+        .unwrap();
+    let consumer = json!({"name": "c", "plan": "gold"});
+    state
+        .store()
+        .create("consumers", "c", consumer, "test")
+        .await
+        .unwrap();
+    let effective = effective_config(&state).await.unwrap();
+    let plans: Vec<&str> = effective
+        .config
+        .plans
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(plans, ["gold"]);
+    assert_eq!(effective.config.consumers[0].plan.as_deref(), Some("gold"));
+}

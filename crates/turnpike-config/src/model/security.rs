@@ -296,6 +296,8 @@ pub struct Policies {
     pub rate_limit: Option<crate::model::RateLimitPolicy>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<crate::model::ConcurrencyLimit>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<crate::model::Lifecycle>,
 }
 
 impl Policies {
@@ -305,6 +307,7 @@ impl Policies {
             && self.cors.is_none()
             && self.rate_limit.is_none()
             && self.concurrency.is_none()
+            && self.lifecycle.is_none()
     }
 }
 

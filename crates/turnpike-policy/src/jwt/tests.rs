@@ -290,7 +290,10 @@ async fn the_consumer_claim_is_configurable_and_required() {
     let id = valid(attempt(&jwt, &token).await);
     assert_eq!(&*id.consumer.name, "robot");
     assert!(id.consumer.groups.is_empty(), "an ad-hoc consumer");
-    assert_eq!(id.scopes.as_deref().unwrap(), [Box::<str>::from("a"), Box::from("b")]);
+    assert_eq!(
+        id.scopes.as_deref().unwrap(),
+        [Box::<str>::from("a"), Box::from("b")]
+    );
     let anonymous = sign(claims(json!({})));
     assert!(is_invalid(&attempt(&jwt, &anonymous).await));
 }

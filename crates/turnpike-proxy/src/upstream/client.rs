@@ -50,7 +50,6 @@ pub fn tls_config() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
 ///
 /// It is part of the pool key (by `id`), so a connection made with one upstream's
 /// certificate never serves another upstream that points at the same address.
-#[derive(Debug)]
 pub struct UpstreamTls {
     id: u64,
     /// Without ALPN: the health-check connector sets its own.
@@ -60,6 +59,16 @@ pub struct UpstreamTls {
     /// The settings and file contents it was made from: a reload that changes neither
     /// keeps this one, and with it the pooled connections.
     source: (model::UpstreamTls, Vec<Vec<u8>>),
+}
+
+/// By hand: `source` holds the client key's bytes, which must never reach a log.
+impl std::fmt::Debug for UpstreamTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamTls")
+            .field("id", &self.id)
+            .field("settings", &self.source.0)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PartialEq for UpstreamTls {

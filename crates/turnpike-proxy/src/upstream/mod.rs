@@ -235,6 +235,8 @@ pub struct Held {
     pub in_flight: Option<InFlight>,
     /// The route's concurrency slot, freed when the response body ends.
     pub permit: Option<turnpike_state::Permit>,
+    /// Which of the upstream's targets answered (for metrics and the access log).
+    pub target: Option<usize>,
 }
 
 impl Held {

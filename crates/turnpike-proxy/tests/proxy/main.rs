@@ -6,6 +6,7 @@
 mod balancing;
 mod headers;
 mod health;
+mod lifecycle;
 mod limits;
 mod pool;
 mod protection;
@@ -14,3 +15,4 @@ mod reload;
 mod routing;
 mod streaming;
 mod tls;
+mod validate;
