@@ -218,7 +218,7 @@ async fn serve_route<'s>(
     let mut resp = proxy(snap, conn, req, routed, parts).await?;
     access::decorate(route, &admitted, resp.headers_mut());
     if let Some(g) = granted {
-        resp.headers_mut().extend(g.headers);
+        g.headers.apply(resp.headers_mut());
     }
     Ok(resp)
 }

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, StatusCode, header};
+use smallvec::SmallVec;
 use turnpike_state::{Decision, Limit, Permit};
 
 use super::Traffic;
-use super::headers::{Item, LimitHeaders, ceil_secs};
+use super::headers::{Item, LimitHeaderValues, LimitHeaders, ceil_secs};
 use super::limits::{ConsumerLimits, KeyCtx, RouteTraffic};
 
 /// The request may go on; what it keeps until its response is done.
@@ -18,7 +19,7 @@ pub struct Granted {
     /// The in-flight slot; dropping it frees the slot.
     pub permit: Option<Permit>,
     /// Rate-limit headers for the response.
-    pub headers: HeaderMap,
+    pub headers: LimitHeaderValues,
     /// The consumer whose quota an upstream-reported cost is charged to.
     pub quota_owner: Option<(Box<str>, Arc<ConsumerLimits>)>,
 }
@@ -92,7 +93,7 @@ impl Traffic {
                 granted.quota_owner = Some((name.clone(), limits.clone()));
             }
         }
-        out.write(self.headers.ietf, self.headers.legacy, &mut granted.headers);
+        granted.headers = out.finish(self.headers.ietf, self.headers.legacy);
         Ok(granted)
     }
 
@@ -108,8 +109,9 @@ impl Traffic {
         if route_limits.is_empty() && plan_limits.is_empty() {
             return Ok(());
         }
-        let all: Vec<_> = route_limits.iter().chain(plan_limits).collect();
-        let keys: Vec<Vec<u8>> = all
+        // Inline up to four limits: no list allocations on the common path.
+        let all: SmallVec<[_; 4]> = route_limits.iter().chain(plan_limits).collect();
+        let keys: SmallVec<[Vec<u8>; 4]> = all
             .iter()
             .map(|l| {
                 let mut buf = Vec::with_capacity(48);
@@ -117,7 +119,7 @@ impl Traffic {
                 buf
             })
             .collect();
-        let pairs: Vec<(&[u8], Limit)> = keys
+        let pairs: SmallVec<[(&[u8], Limit); 4]> = keys
             .iter()
             .map(|k| &k[..])
             .zip(all.iter().map(|l| l.limit))
@@ -133,12 +135,8 @@ impl Traffic {
             .check(&pairs, 1, fail)
             .await
             .map_err(|_| Limited::unavailable())?;
-        if let Some(r) = &route.rate {
-            out.push_policy(&r.policy);
-        }
-        if let Some(c) = consumer {
-            out.push_policy(&c.policy);
-        }
+        out.push_policy_value(route.rate.as_ref().and_then(|r| r.policy_value.as_ref()));
+        out.push_policy_value(consumer.and_then(|c| c.policy_value.as_ref()));
         for (l, d) in all.iter().zip(decisions.iter()) {
             out.push(Item {
                 name: &l.name,
@@ -188,7 +186,7 @@ impl Traffic {
             }
         );
         let mut headers = HeaderMap::new();
-        out.write(self.headers.ietf, self.headers.legacy, &mut headers);
+        std::mem::take(out).write(self.headers.ietf, self.headers.legacy, &mut headers);
         Err(Limited::too_many("quota_exceeded", msg, left, headers))
     }
 
@@ -219,7 +217,7 @@ impl Traffic {
 
 fn refuse_if_limited(
     decisions: &[Decision],
-    out: &LimitHeaders,
+    out: &mut LimitHeaders,
     t: &Traffic,
 ) -> Result<(), Box<Limited>> {
     let retry = decisions
@@ -229,7 +227,7 @@ fn refuse_if_limited(
         .max();
     let Some(retry) = retry else { return Ok(()) };
     let mut headers = HeaderMap::new();
-    out.write(t.headers.ietf, t.headers.legacy, &mut headers);
+    std::mem::take(out).write(t.headers.ietf, t.headers.legacy, &mut headers);
     let msg = format!("the rate limit is exceeded; retry in {} s", retry.max(1));
     Err(Limited::too_many("rate_limited", msg, retry, headers))
 }

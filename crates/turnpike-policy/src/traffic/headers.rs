@@ -28,24 +28,58 @@ pub fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
-/// Builds the headers for `items` under `policy` (the pre-joined `RateLimit-Policy`).
+/// Builds the headers for one request. The common case (one policy source, such as a
+/// route's limits) reuses that source's precomputed `RateLimit-Policy` value, so a
+/// request formats only its `RateLimit` state.
 #[derive(Debug, Default)]
 pub struct LimitHeaders {
-    pub policy: String,
-    pub state: String,
+    policy: Vec<HeaderValue>,
+    state: String,
     /// The item with the least left: what the legacy headers report.
     tightest: Option<(u64, u64, u64)>,
 }
 
+/// The finished header values, applied to the response without a second header map.
+#[derive(Debug, Default)]
+pub struct LimitHeaderValues {
+    policy: Option<HeaderValue>,
+    state: Option<HeaderValue>,
+    legacy: Option<(u64, u64, u64)>,
+}
+
+impl LimitHeaderValues {
+    pub fn apply(self, out: &mut HeaderMap) {
+        if let Some(v) = self.policy {
+            out.insert(RATELIMIT_POLICY.clone(), v);
+        }
+        if let Some(v) = self.state {
+            out.insert(RATELIMIT.clone(), v);
+        }
+        if let Some((q, r, t)) = self.legacy {
+            out.insert(X_LIMIT.clone(), HeaderValue::from(q));
+            out.insert(X_REMAINING.clone(), HeaderValue::from(r));
+            out.insert(X_RESET.clone(), HeaderValue::from(t));
+        }
+    }
+}
+
+/// A `RateLimit-Policy` value made once, at config build.
+pub fn policy_value(items: &str) -> Option<HeaderValue> {
+    (!items.is_empty())
+        .then(|| HeaderValue::from_str(items).ok())
+        .flatten()
+}
+
 impl LimitHeaders {
+    /// Adds one source's policy items (precomputed).
+    pub fn push_policy_value(&mut self, value: Option<&HeaderValue>) {
+        if let Some(v) = value {
+            self.policy.push(v.clone());
+        }
+    }
+
     pub fn push_policy(&mut self, items: &str) {
-        if items.is_empty() {
-            return;
-        }
-        if !self.policy.is_empty() {
-            self.policy.push_str(", ");
-        }
-        self.policy.push_str(items);
+        self.push_policy_value(policy_value(items).as_ref());
     }
 
     pub fn push(&mut self, item: Item<'_>) {
@@ -59,29 +93,31 @@ impl LimitHeaders {
         }
     }
 
-    /// Adds the headers the config asks for to `out`.
-    pub fn write(&self, ietf: bool, legacy: bool, out: &mut HeaderMap) {
+    /// The values the config asks for.
+    pub fn finish(self, ietf: bool, legacy: bool) -> LimitHeaderValues {
+        let mut out = LimitHeaderValues {
+            legacy: self.tightest.filter(|_| legacy),
+            ..LimitHeaderValues::default()
+        };
         if ietf {
-            if let Ok(v) = HeaderValue::from_str(&self.policy) {
-                if !self.policy.is_empty() {
-                    out.insert(RATELIMIT_POLICY.clone(), v);
+            out.policy = match self.policy.len() {
+                0 => None,
+                1 => self.policy.into_iter().next(),
+                _ => {
+                    let parts: Vec<&[u8]> = self.policy.iter().map(HeaderValue::as_bytes).collect();
+                    HeaderValue::from_bytes(&parts.join(&b", "[..])).ok()
                 }
-            }
-            if let Ok(v) = HeaderValue::from_str(&self.state) {
-                if !self.state.is_empty() {
-                    out.insert(RATELIMIT.clone(), v);
-                }
-            }
+            };
+            out.state = (!self.state.is_empty())
+                .then(|| HeaderValue::try_from(self.state).ok())
+                .flatten();
         }
-        if let (true, Some((q, r, t))) = (legacy, self.tightest) {
-            out.insert(X_LIMIT.clone(), HeaderValue::from(q));
-            out.insert(X_REMAINING.clone(), HeaderValue::from(r));
-            out.insert(X_RESET.clone(), HeaderValue::from(t));
-        }
+        out
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.state.is_empty()
+    /// Adds the headers the config asks for to `out` (refusals).
+    pub fn write(self, ietf: bool, legacy: bool, out: &mut HeaderMap) {
+        self.finish(ietf, legacy).apply(out);
     }
 }
 
@@ -108,6 +144,16 @@ mod tests {
         });
         let mut out = HeaderMap::new();
         h.write(true, true, &mut out);
+        let h = {
+            let mut h = LimitHeaders::default();
+            h.push(Item {
+                name: "1000-per-1h",
+                quota: 1000,
+                remaining: 3,
+                reset: Duration::from_secs(3600),
+            });
+            h
+        };
         assert_eq!(
             out["ratelimit-policy"],
             "\"10-per-1s\";q=10;w=1, \"1000-per-1h\";q=1000;w=3600"

@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use turnpike_config::Config;
 use turnpike_config::model::{self, LimitKey, QuotaPeriod, RateLimit, Route};
 use turnpike_state::{FailMode, Limit, Queue};
@@ -106,8 +106,8 @@ fn ip_part(ip: IpAddr, buf: &mut Vec<u8>) {
 pub struct RateLimitRt {
     pub limits: Vec<CompiledLimit>,
     pub fail: Option<FailMode>,
-    /// The route's items of `RateLimit-Policy`, joined.
-    pub policy: Box<str>,
+    /// The route's items of `RateLimit-Policy`, joined, as a ready header value.
+    pub policy_value: Option<HeaderValue>,
 }
 
 /// In-flight slots for a route.
@@ -203,11 +203,11 @@ fn rate_rt(p: &model::RateLimitPolicy, scope: &str) -> RateLimitRt {
         .enumerate()
         .map(|(i, l)| CompiledLimit::build(format!("{scope}:{i}|"), l, &[LimitKey::Consumer]))
         .collect();
-    let policy = join_items(&limits);
+    let policy_value = super::headers::policy_value(&join_items(&limits));
     RateLimitRt {
         limits,
         fail: p.fail.map(super::fail_mode),
-        policy: policy.into(),
+        policy_value,
     }
 }
 
@@ -230,7 +230,8 @@ pub struct QuotaRt {
 pub struct ConsumerLimits {
     pub limits: Vec<CompiledLimit>,
     pub quota: Option<QuotaRt>,
-    pub policy: Box<str>,
+    /// Its limits' items of `RateLimit-Policy`, as a ready header value.
+    pub policy_value: Option<HeaderValue>,
 }
 
 /// Per consumer with a plan or limits of its own.
@@ -266,11 +267,11 @@ pub fn consumer_limits(cfg: &Config) -> foldhash::HashMap<Box<str>, Arc<Consumer
                 QuotaPeriod::Month => "quota-month",
             },
         });
-        let policy = join_items(&limits);
+        let policy_value = super::headers::policy_value(&join_items(&limits));
         let entry = ConsumerLimits {
             limits,
             quota,
-            policy: policy.into(),
+            policy_value,
         };
         out.insert(c.name.as_str().into(), Arc::new(entry));
     }
