@@ -119,18 +119,7 @@ make_credentials() {
 }
 
 write_nginx_configs() {
-  {
-    nginx_common upstream "$UPSTREAM_WORKERS"
-    cat <<EOF
-http {
-$(nginx_http_common upstream)
-  server {
-    listen 127.0.0.1:$PORT_UPSTREAM backlog=4096;
-    location / { return 200 "$BODY\n"; }
-  }
-}
-EOF
-  } >"$CONF/upstream.nginx.conf"
+  write_upstream_nginx_conf
 
   # nginx as the reverse proxy, as in run.sh: keep-alive upstream pool, HTTP/1.1, no logging.
   {

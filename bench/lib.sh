@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared helpers of the benchmark scripts (bench/run.sh, bench/auth.sh); sourced, not run.
+# Shared helpers of the benchmark scripts (bench/run.sh, bench/auth.sh, bench/traffic.sh); sourced, not run.
 #
 # The sourcing script sets these first (see run.sh for their meaning):
 #   ROOT OUT RUN LOGS RES      repo root, output dir, pid files, logs, one file per result
@@ -328,3 +328,39 @@ md_table() {
 }
 
 failed_list() { local IFS=, s; s="${FAILED[*]}"; echo "${s//,/, }"; }
+
+# ---------------------------------------------------------------------------------------------
+# Configs shared by the scripts
+# ---------------------------------------------------------------------------------------------
+# With PEER_HEADERS=same HAProxy does the header work Turnpike does (forwarding headers, Via,
+# a request id), so the comparison is like for like.
+haproxy_gateway_headers() {
+  [ "$PEER_HEADERS" = same ] || return 0
+  cat <<'EOF'
+  option forwardfor
+  http-request set-header X-Forwarded-Proto http
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]
+  http-request set-header Forwarded "for=%[src];proto=http;host=\"%[req.hdr(host)]\""
+  http-request set-header Via "1.1 haproxy"
+  unique-id-format %[uuid()]
+  unique-id-header X-Request-Id
+  http-response set-header X-Request-Id %[unique-id]
+  http-response set-header Via "1.1 haproxy"
+EOF
+}
+
+# The upstream every proxy forwards to: nginx answering $BODY on /, on $PORT_UPSTREAM.
+write_upstream_nginx_conf() {
+  {
+    nginx_common upstream "$UPSTREAM_WORKERS"
+    cat <<EOF
+http {
+$(nginx_http_common upstream)
+  server {
+    listen 127.0.0.1:$PORT_UPSTREAM backlog=4096;
+    location / { return 200 "$BODY\n"; }
+  }
+}
+EOF
+  } >"$CONF/upstream.nginx.conf"
+}

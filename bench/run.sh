@@ -68,21 +68,6 @@ install_tools() {
 # Configs for every server
 # ---------------------------------------------------------------------------------------------
 
-haproxy_gateway_headers() {
-  [ "$PEER_HEADERS" = same ] || return 0
-  cat <<'EOF'
-  option forwardfor
-  http-request set-header X-Forwarded-Proto http
-  http-request set-header X-Forwarded-Host %[req.hdr(host)]
-  http-request set-header Forwarded "for=%[src];proto=http;host=\"%[req.hdr(host)]\""
-  http-request set-header Via "1.1 haproxy"
-  unique-id-format %[uuid()]
-  unique-id-header X-Request-Id
-  http-response set-header X-Request-Id %[unique-id]
-  http-response set-header Via "1.1 haproxy"
-EOF
-}
-
 write_configs() {
   mkdir -p "$CONF" "$OUT/www"
   # The upstream: one small fixed answer on /, h2c on a second port, and a sparse file for the

@@ -230,34 +230,8 @@ redis_cleanup() { # deletes this run's keys (they would expire by themselves, th
 # ---------------------------------------------------------------------------------------------
 # Configs
 # ---------------------------------------------------------------------------------------------
-haproxy_gateway_headers() { # as in run.sh
-  [ "$PEER_HEADERS" = same ] || return 0
-  cat <<'EOF'
-  option forwardfor
-  http-request set-header X-Forwarded-Proto http
-  http-request set-header X-Forwarded-Host %[req.hdr(host)]
-  http-request set-header Forwarded "for=%[src];proto=http;host=\"%[req.hdr(host)]\""
-  http-request set-header Via "1.1 haproxy"
-  unique-id-format %[uuid()]
-  unique-id-header X-Request-Id
-  http-response set-header X-Request-Id %[unique-id]
-  http-response set-header Via "1.1 haproxy"
-EOF
-}
-
 write_configs() {
-  {
-    nginx_common upstream "$UPSTREAM_WORKERS"
-    cat <<EOF
-http {
-$(nginx_http_common upstream)
-  server {
-    listen 127.0.0.1:$PORT_UPSTREAM backlog=4096;
-    location / { return 200 "$BODY\n"; }
-  }
-}
-EOF
-  } >"$CONF/upstream.nginx.conf"
+  write_upstream_nginx_conf
 
   # nginx: one location per limit. limit_req counts in milli-requests per millisecond, so a
   # limit without burst refuses a second request within the same millisecond whatever the

@@ -4,7 +4,6 @@
 //! limits never share a counter) followed by the `by` parts, each length-prefixed so
 //! that no header value can make two different keys read the same.
 
-use std::io::Write as _;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -96,9 +95,18 @@ fn write_parts(by: &[LimitKey], ctx: &KeyCtx<'_>, buf: &mut Vec<u8>) {
     }
 }
 
+/// The address's raw octets: no text formatting on the request path.
 fn ip_part(ip: IpAddr, buf: &mut Vec<u8>) {
-    buf.extend_from_slice(b"i:");
-    let _ = write!(buf, "{ip}");
+    match ip {
+        IpAddr::V4(v4) => {
+            buf.extend_from_slice(b"i4:");
+            buf.extend_from_slice(&v4.octets());
+        }
+        IpAddr::V6(v6) => {
+            buf.extend_from_slice(b"i6:");
+            buf.extend_from_slice(&v6.octets());
+        }
+    }
 }
 
 /// A route's rate limits (all must allow).
