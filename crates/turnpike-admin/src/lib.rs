@@ -5,9 +5,14 @@
 //! Routes and their OpenAPI operations are registered together (`utoipa_axum::routes!`), so
 //! the served document lists exactly the routes the router has. Everything except
 //! `/healthz`, `/readyz` and `/api/v1/openapi.json` needs an admin token.
+//!
+//! [`analytics::worker::Worker`] is the control plane's usage task: it writes the gateway's
+//! per-minute rollups and this node's heartbeat to the store.
 
+pub mod analytics;
 mod auth;
 mod body;
+mod cache;
 mod entities;
 mod error;
 mod health;
@@ -18,6 +23,7 @@ mod schema;
 mod services;
 mod sources;
 mod state;
+mod status;
 pub mod sync;
 pub mod token;
 mod tokens;
@@ -35,6 +41,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use auth::Caller;
+pub use cache::{CacheControl, CacheSource, CacheStatus, CdnFailure};
 pub use error::{ApiError, Detail, ErrorBody, ErrorInfo};
 pub use metrics::MetricsSource;
 pub use state::{AdminOptions, AdminState, BOOTSTRAP_ENV, BOOTSTRAP_NAME, StartError};
@@ -57,9 +64,11 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         (name = "plans", description = "Tiers of service: rate limits and quotas for consumers"),
         (name = "services", description = "APIs published from their OpenAPI documents"),
         (name = "config", description = "How the file and the store combine"),
+        (name = "cache", description = "The response cache: purges and what it holds"),
         (name = "tokens", description = "Admin tokens (admin role)"),
         (name = "audit", description = "Who changed what (admin role)"),
-        (name = "health", description = "Liveness and readiness; no token needed"),
+        (name = "health", description = "Liveness and readiness (no token needed); this node's status"),
+        (name = "analytics", description = "Usage: time series and top-N by route, service, consumer, status"),
     )
 )]
 struct ApiDoc;
@@ -126,7 +135,13 @@ fn parts() -> (
         .routes(routes!(services::remove))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
-        .routes(routes!(health::audit));
+        .routes(routes!(health::audit))
+        .routes(routes!(status::status))
+        .routes(routes!(analytics::timeseries))
+        .routes(routes!(analytics::top))
+        .routes(routes!(analytics::consumer_usage))
+        .routes(routes!(cache::purge))
+        .routes(routes!(cache::status));
     (public.split_for_parts(), protected.split_for_parts())
 }
 

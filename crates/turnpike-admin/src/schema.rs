@@ -159,6 +159,12 @@ pub struct Route {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub validate: Value,
+    /// `enabled`, `default_ttl`, `heuristic_percent`, `heuristic_max`, `statuses`, `key`
+    /// (`sort_query`, `ignore_params`, `headers`, `consumer`), `lock_timeout`, `strip_tags`:
+    /// response caching (docs/caching.md).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub cache: Value,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]

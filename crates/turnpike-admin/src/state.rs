@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 use serde_json::Value;
 use tokio::sync::Mutex;
 use turnpike_config::Config;
+use turnpike_config::model::Analytics;
 use turnpike_store::{ChangeFeed, NewToken, Store, StoreError};
 
 use crate::token::{self, Role};
@@ -90,6 +91,21 @@ pub(crate) struct Inner {
     /// snapshot it read, and two concurrent writes (delete an upstream, add a route to it)
     /// could each pass alone and break the config together.
     pub(crate) writes: Mutex<()>,
+    /// Who this node is, for usage rows, heartbeats and `/api/v1/status`.
+    pub(crate) node: NodeInfo,
+    /// The file's `analytics:` settings at start (retention decides which tables hold a range).
+    pub(crate) analytics: Analytics,
+    /// The gateway's response cache, when a gateway runs beside this admin API.
+    pub(crate) cache: std::sync::OnceLock<crate::cache::CacheSource>,
+}
+
+/// This node's identity and age.
+#[derive(Debug)]
+pub(crate) struct NodeInfo {
+    pub(crate) id: String,
+    pub(crate) started: std::time::Instant,
+    /// Unix seconds.
+    pub(crate) started_at: i64,
 }
 
 impl AdminState {
@@ -102,6 +118,11 @@ impl AdminState {
             tracing::warn!("admin API runs WITHOUT authentication (insecure_no_auth)");
         }
         let feed = store.watch();
+        let node = NodeInfo {
+            id: turnpike_analytics::node_id(&options.base),
+            started: std::time::Instant::now(),
+            started_at: jiff::Timestamp::now().as_second(),
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
@@ -109,6 +130,9 @@ impl AdminState {
                 base: RwLock::new(Arc::new(base)),
                 insecure_no_auth: options.insecure_no_auth,
                 writes: Mutex::new(()),
+                node,
+                analytics: options.base.analytics.clone(),
+                cache: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -127,6 +151,24 @@ impl AdminState {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Connects the gateway's response cache (purges, status); the first one set stays.
+    pub fn set_cache(&self, cache: crate::cache::CacheSource) {
+        let _ = self.inner.cache.set(cache);
+    }
+
+    pub(crate) fn cache(&self) -> Option<crate::cache::CacheSource> {
+        self.inner.cache.get().cloned()
+    }
+
+    /// This node's id in usage rows and heartbeats.
+    pub fn node_id(&self) -> &str {
+        &self.inner.node.id
+    }
+
+    pub(crate) fn analytics_settings(&self) -> &Analytics {
+        &self.inner.analytics
     }
 
     pub(crate) fn base(&self) -> Arc<Value> {

@@ -40,6 +40,8 @@ pub struct Record {
     pub upstream: Option<Duration>,
     /// The gateway's error code when it answered itself.
     pub error: Option<&'static str>,
+    /// The trace the request's spans were exported under (sampled requests only).
+    pub trace_id: Option<crate::trace::context::TraceId>,
 }
 
 /// An open access log: its filters and the queue to its writer thread.
@@ -173,6 +175,9 @@ fn json(r: &Record, out: &mut String) {
         Some(e) => json_str(e, out),
         None => out.push_str("null"),
     }
+    if let Some(id) = &r.trace_id {
+        let _ = write!(out, ",\"trace_id\":\"{}\"", crate::trace::context::hex(id));
+    }
     out.push('}');
 }
 
@@ -216,4 +221,7 @@ fn text(r: &Record, out: &mut String) {
         dash(r.request_id.to_str().ok()),
         dash(r.error),
     );
+    if let Some(id) = &r.trace_id {
+        let _ = write!(out, " trace={}", crate::trace::context::hex(id));
+    }
 }

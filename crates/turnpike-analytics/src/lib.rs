@@ -6,18 +6,28 @@
 //! (at snapshot build), so recording a request is a handful of uncontended atomic adds with
 //! no label hashing. Only the optional consumer label looks a name up, in a bounded family.
 //! `docs/observability.md` lists every metric.
+//!
+//! Usage analytics ([`usage`]) count every request into per-minute rollups with a latency
+//! [`sketch::Sketch`]; the control plane drains them to the store.
 
 pub mod access_log;
 pub mod encode;
 pub mod histogram;
 pub mod metrics;
+mod node;
 mod shard;
+pub mod sketch;
 mod time;
+pub mod trace;
+pub mod usage;
 mod writer;
 
 pub use access_log::{AccessLog, Record};
 pub use encode::Encoder;
 pub use metrics::{Metrics, RouteMetrics};
+pub use node::node_id;
+pub use sketch::Sketch;
+pub use usage::{Usage, UsageKey, UsageRow, UsageTotals};
 
 /// Why the access log could not be opened.
 #[derive(Debug, thiserror::Error)]

@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::encode::{Encoder, Kind};
 use crate::histogram::{Cells, Totals};
 use crate::shard;
+use crate::usage::Usage;
 
 /// Method label values; anything else is `other`.
 pub const METHODS: [&str; 10] = [
@@ -81,6 +82,8 @@ pub struct RouteMetrics {
     pub route: Box<str>,
     pub service: Box<str>,
     shards: Box<[RouteShard]>,
+    /// The gateway's usage rollups, reachable from the route so recording clones no `Arc`.
+    usage: Arc<Usage>,
 }
 
 /// What is known about a request once its response head is ready.
@@ -97,12 +100,18 @@ pub struct Head {
 }
 
 impl RouteMetrics {
-    fn new(route: &str, service: &str, shards: usize) -> Self {
+    fn new(route: &str, service: &str, shards: usize, usage: Arc<Usage>) -> Self {
         Self {
             route: route.into(),
             service: service.into(),
             shards: (0..shards).map(|_| RouteShard::default()).collect(),
+            usage,
         }
+    }
+
+    /// The usage rollups requests of this route are counted in.
+    pub fn usage(&self) -> &Usage {
+        &self.usage
     }
 
     fn shard(&self) -> &RouteShard {
@@ -212,6 +221,7 @@ pub struct Metrics {
     unmatched: Arc<RouteMetrics>,
     global: Box<[GlobalShard]>,
     consumers: ConsumerFamily,
+    usage: Arc<Usage>,
     /// Config reloads applied, and refused (the old config kept serving).
     pub reloads_ok: AtomicU64,
     pub reloads_failed: AtomicU64,
@@ -228,10 +238,12 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let shards = shard::count();
+        let usage = Arc::new(Usage::new());
         Self {
             shards,
             routes: Mutex::new(Vec::new()),
-            unmatched: Arc::new(RouteMetrics::new("", "", shards)),
+            unmatched: Arc::new(RouteMetrics::new("", "", shards, usage.clone())),
+            usage,
             global: (0..shards).map(|_| GlobalShard::default()).collect(),
             consumers: ConsumerFamily {
                 enabled: AtomicBool::new(true),
@@ -262,7 +274,12 @@ impl Metrics {
         {
             return r.clone();
         }
-        let r = Arc::new(RouteMetrics::new(route, service, self.shards));
+        let r = Arc::new(RouteMetrics::new(
+            route,
+            service,
+            self.shards,
+            self.usage.clone(),
+        ));
         routes.push(r.clone());
         r
     }
@@ -271,6 +288,11 @@ impl Metrics {
     pub fn retain_routes(&self, keep: &[Arc<RouteMetrics>]) {
         let mut routes = self.routes.lock().unwrap_or_else(PoisonError::into_inner);
         routes.retain(|r| keep.iter().any(|k| Arc::ptr_eq(k, r)));
+    }
+
+    /// The usage rollups (off until enabled; the same across reloads).
+    pub fn usage(&self) -> &Arc<Usage> {
+        &self.usage
     }
 
     /// Requests that matched no route (`route=""`).

@@ -11,14 +11,14 @@ use serde_json::{Map, Value};
 use serde_path_to_error::Segment;
 
 use crate::model::{
-    AccessLog, Admin, Auth, Config, Consumer, Listener, Metrics, OAuth, Plan, Policies, Route,
-    Server, Traffic, Upstream,
+    AccessLog, Admin, Analytics, Auth, CacheStore, Config, Consumer, Listener, Metrics, OAuth,
+    Plan, Policies, Route, Server, Tracing, Traffic, Upstream,
 };
 use crate::path;
 use crate::problem::Problem;
 use crate::yaml::describe;
 
-const SECTIONS: [&str; 14] = [
+const SECTIONS: [&str; 17] = [
     "listen",
     "listeners",
     "server",
@@ -33,6 +33,9 @@ const SECTIONS: [&str; 14] = [
     "plans",
     "metrics",
     "access_log",
+    "cache",
+    "analytics",
+    "tracing",
 ];
 
 /// The parts of the config that deserialized, and what is known about the parts that did
@@ -133,8 +136,17 @@ pub(crate) fn deserialize(root: &Value, problems: &mut Vec<Problem>) -> Option<P
     if let Some(v) = root.get("metrics").filter(|v| !v.is_null()) {
         parsed.config.metrics = one::<Metrics>(v, "metrics", problems).unwrap_or_default();
     }
+    if let Some(v) = root.get("cache").filter(|v| !v.is_null()) {
+        parsed.config.cache = one::<CacheStore>(v, "cache", problems).unwrap_or_default();
+    }
     if let Some(v) = root.get("access_log").filter(|v| !v.is_null()) {
         parsed.config.access_log = one::<AccessLog>(v, "access_log", problems).unwrap_or_default();
+    }
+    if let Some(v) = root.get("analytics").filter(|v| !v.is_null()) {
+        parsed.config.analytics = one::<Analytics>(v, "analytics", problems).unwrap_or_default();
+    }
+    if let Some(v) = root.get("tracing").filter(|v| !v.is_null()) {
+        parsed.config.tracing = one::<Tracing>(v, "tracing", problems).unwrap_or_default();
     }
     Some(parsed)
 }

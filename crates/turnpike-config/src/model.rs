@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::units::{ByteSize, Duration};
 
 mod admin;
+mod analytics;
+mod cache;
 mod lifecycle;
 mod observability;
 mod protection;
@@ -20,6 +22,8 @@ mod security;
 mod traffic;
 mod validation;
 pub use admin::*;
+pub use analytics::*;
+pub use cache::*;
 pub use lifecycle::*;
 pub use observability::*;
 pub use protection::*;
@@ -66,6 +70,15 @@ pub struct Config {
     /// One line per request; off by default.
     #[serde(default, skip_serializing_if = "AccessLog::is_default")]
     pub access_log: AccessLog,
+    /// Usage rollups in the store (only with `admin:`).
+    #[serde(default, skip_serializing_if = "Analytics::is_default")]
+    pub analytics: Analytics,
+    /// OpenTelemetry tracing (W3C `traceparent`, OTLP export); off by default.
+    #[serde(default, skip_serializing_if = "Tracing::is_default")]
+    pub tracing: Tracing,
+    /// Response cache storage and CDN purge endpoints; routes opt in with `cache:`.
+    #[serde(default, skip_serializing_if = "CacheStore::is_default")]
+    pub cache: CacheStore,
 }
 
 /// One socket the proxy accepts client connections on.
@@ -446,6 +459,9 @@ pub struct Route {
     /// Check parameters and the JSON body before forwarding (see `RequestValidation`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validate: Option<RequestValidation>,
+    /// Response caching; replaces `policies.cache`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CachePolicy>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]

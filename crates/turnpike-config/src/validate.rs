@@ -5,6 +5,8 @@
 //! first. Routes are checked in [`routes`].
 
 mod admin;
+mod analytics;
+mod cache;
 mod lifecycle;
 mod observability;
 mod protection;
@@ -52,6 +54,8 @@ pub(crate) fn validate(parsed: &Parsed, index: &PathIndex) -> Vec<Problem> {
     lifecycle::check(&mut c, parsed);
     validation::check(&mut c, parsed);
     observability::check(&mut c, parsed);
+    analytics::check(&mut c, parsed);
+    cache::check(&mut c, parsed);
     c.problems
 }
 

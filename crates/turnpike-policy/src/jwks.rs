@@ -375,8 +375,9 @@ pub fn parse(body: &[u8]) -> Result<Vec<VerifyKey>, JwksError> {
     Ok(keys)
 }
 
-/// TLS for JWKS fetches: the system's trusted roots, loaded once per process.
-fn tls_config() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
+/// TLS for outgoing calls of the gateway's own (JWKS fetches, CDN purges): the system's
+/// trusted roots, loaded once per process.
+pub fn tls_config() -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
     static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     if let Some(config) = CONFIG.get() {
         return Ok(config.clone());

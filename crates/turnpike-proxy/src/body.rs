@@ -18,6 +18,7 @@ use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
+pub use crate::cache::tee::Tee;
 pub use crate::observe::Finish;
 use crate::protection::LoadGuard;
 use crate::upstream::Held;
@@ -272,6 +273,8 @@ pin_project! {
             held: Held,
             load: Option<LoadGuard>,
             finish: Option<Finish>,
+            // Stores the body in the cache as it streams (a cacheable miss).
+            tee: Option<Box<Tee>>,
         },
     }
 }
@@ -296,6 +299,19 @@ impl ResponseBody {
             held,
             load: None,
             finish: None,
+            tee: None,
+        }
+    }
+
+    /// Stores this upstream body in the cache once it has been read to its end.
+    pub fn tee_into(&mut self, mut t: Box<Tee>) {
+        if let Self::Upstream { inner, tee, .. } = self {
+            if inner.is_end_stream() {
+                // Nothing will be polled: an empty body is complete now.
+                t.end();
+            } else {
+                *tee = Some(t);
+            }
         }
     }
 
@@ -345,14 +361,30 @@ impl Body for ResponseBody {
                 held,
                 load,
                 finish,
+                tee,
             } => {
                 let frame = ready!(poll_with_idle(inner.as_mut(), timer, cx));
-                if let (Some(f), Some(Ok(data))) = (finish.as_mut(), frame.as_ref()) {
-                    f.add(data.data_ref().map_or(0, |d| d.len() as u64));
+                match frame.as_ref() {
+                    Some(Ok(frame)) => {
+                        if let Some(data) = frame.data_ref() {
+                            if let Some(f) = finish.as_mut() {
+                                f.add(data.len() as u64);
+                            }
+                            if let Some(t) = tee.as_mut() {
+                                t.data(data);
+                            }
+                        }
+                    }
+                    // A failed body is not a response to keep.
+                    Some(Err(_)) => *tee = None,
+                    None => {}
                 }
                 // hyper stops polling once a body says it has ended, so let go as soon as
                 // the last frame is out rather than waiting for `None`.
                 if frame.is_none() || inner.is_end_stream() {
+                    if let Some(mut t) = tee.take() {
+                        t.end();
+                    }
                     held.finish();
                     *load = None;
                     *finish = None;

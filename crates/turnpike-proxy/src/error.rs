@@ -41,6 +41,9 @@ pub enum GatewayError {
     UpstreamTimeout,
     #[error("the request body did not arrive in time")]
     RequestTimeout,
+    /// `Cache-Control: only-if-cached` and nothing usable is stored (RFC 9111 §5.2.1.7).
+    #[error("the response is not in the cache, and the request asked for a cached one only")]
+    NotCached,
     #[error("the gateway is overloaded; retry later")]
     Overloaded { retry_after: u64 },
     #[error("this client is temporarily banned after too many rejected requests")]
@@ -64,7 +67,7 @@ impl GatewayError {
             Self::TooManyHeaders => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::NoHealthyTarget | Self::CircuitOpen => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamUnreachable | Self::UpstreamProtocol => StatusCode::BAD_GATEWAY,
-            Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::UpstreamTimeout | Self::NotCached => StatusCode::GATEWAY_TIMEOUT,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Banned { .. } => StatusCode::FORBIDDEN,
@@ -88,6 +91,7 @@ impl GatewayError {
             Self::UpstreamProtocol => "upstream_protocol_error",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::RequestTimeout => "request_timeout",
+            Self::NotCached => "not_cached",
             Self::Overloaded { .. } => "overloaded",
             Self::Banned { .. } => "banned",
             Self::Denied(d) => d.code,

@@ -5,6 +5,7 @@
 
 mod access;
 pub mod body;
+pub mod cache;
 pub mod error;
 pub mod forward;
 pub mod headers;
@@ -17,6 +18,7 @@ pub mod router;
 pub mod server;
 pub mod snapshot;
 pub mod tls;
+mod trace;
 pub mod upgrade;
 pub mod upstream;
 mod validate;

@@ -40,6 +40,8 @@ pub fn render(shared: &Shared, store_up: Option<bool>) -> String {
     targets(&mut e, &snap);
     protection(&mut e, shared);
     redis(&mut e, &snap);
+    cache(&mut e, &snap);
+    crate::trace::encode_metrics(&mut e, &snap);
     config(&mut e, &snap);
     // The family is always there (dashboards can rely on it); the sample only with a store.
     e.family("turnpike_store_up", Kind::Gauge, "1 when the config store answered the change feed's last poll (admin API with a store only).");
@@ -78,6 +80,69 @@ fn targets(e: &mut Encoder, snap: &Snapshot) {
             e.sample("turnpike_upstream_target_in_flight", &labels, n);
         }
     }
+}
+
+/// Response-cache results per route, what the store holds, and CDN purges sent.
+fn cache(e: &mut Encoder, snap: &Snapshot) {
+    let name = "turnpike_cache_requests";
+    e.family(name, Kind::Counter, "Requests on caching routes, by how the cache served them: hit, stale (stale-while-revalidate or stale-if-error), revalidated (304 from the upstream), miss, bypass.");
+    let all = snap.cache.all_counters();
+    for (route, c) in &all {
+        for (result, n) in [
+            ("hit", &c.hit),
+            ("stale", &c.stale),
+            ("revalidated", &c.revalidated),
+            ("miss", &c.miss),
+            ("bypass", &c.bypass),
+        ] {
+            let labels = [("route", &**route), ("result", result)];
+            e.counter(name, &labels, n.load(Ordering::Relaxed));
+        }
+    }
+    for (name, help, pick) in [
+        ("turnpike_cache_stored", "Responses stored in the cache.", 0),
+        (
+            "turnpike_cache_coalesced",
+            "Requests that waited for an identical request's upstream fetch instead of making their own.",
+            1,
+        ),
+    ] {
+        e.family(name, Kind::Counter, help);
+        for (route, c) in &all {
+            let n = if pick == 0 { &c.stored } else { &c.coalesced };
+            e.counter(name, &[("route", &**route)], n.load(Ordering::Relaxed));
+        }
+    }
+    let (bytes, objects) = snap.cache.usage();
+    e.family(
+        "turnpike_cache_bytes",
+        Kind::Gauge,
+        "Bytes the memory cache holds (keys, heads and bodies).",
+    );
+    e.sample("turnpike_cache_bytes", &[], bytes);
+    e.family(
+        "turnpike_cache_objects",
+        Kind::Gauge,
+        "Objects the memory cache holds (variant markers included).",
+    );
+    e.sample("turnpike_cache_objects", &[], objects);
+    let name = "turnpike_cache_cdn_purges";
+    e.family(
+        name,
+        Kind::Counter,
+        "Purge requests sent to CDN endpoints, by result (after retries).",
+    );
+    let counts = &snap.cache.cdn.counts;
+    e.counter(
+        name,
+        &[("result", "ok")],
+        counts.sent.load(Ordering::Relaxed),
+    );
+    e.counter(
+        name,
+        &[("result", "failed")],
+        counts.failed.load(Ordering::Relaxed),
+    );
 }
 
 fn protection(e: &mut Encoder, shared: &Shared) {

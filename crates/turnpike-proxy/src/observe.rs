@@ -1,7 +1,8 @@
 //! The request path's one observation point: after the pipeline has its response, count
 //! the request (route, method, status class, consumer, gateway error code, upstream and
 //! gateway-added time), and hand the response body a [`Finish`] that records the total
-//! time and bytes and writes the access-log line when the body ends or is dropped.
+//! time and bytes, counts the usage rollup, and writes the access-log line when the body
+//! ends or is dropped.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -11,11 +12,13 @@ use std::time::{Duration, Instant, SystemTime};
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Response};
 use turnpike_analytics::metrics::{Head, method_index};
+use turnpike_analytics::usage::Request as UsageRequest;
 use turnpike_analytics::{AccessLog, Record, RouteMetrics};
 use turnpike_policy::consumer::Consumer;
 
 use crate::body::ResponseBody;
 use crate::snapshot::{RouteRt, Snapshot};
+use crate::trace::RequestTrace;
 
 /// What the pipeline learned about a request on its way through (filled by `serve`).
 #[derive(Debug, Default)]
@@ -31,6 +34,8 @@ pub(crate) struct Seen<'s> {
     pub(crate) error: Option<&'static str>,
     /// Request body bytes, counted as they stream (only for requests with a body).
     pub(crate) request_bytes: Option<Arc<AtomicU64>>,
+    /// The request's trace (nothing when tracing is off); its spans end with the body.
+    pub(crate) trace: RequestTrace,
 }
 
 /// The request as it arrived, kept for the metrics and the access log.
@@ -58,7 +63,7 @@ impl Arrival {
 /// Counts the request and arms the response body's [`Finish`].
 pub(crate) fn request_done(
     snap: &Snapshot,
-    (seen, arrival): (Seen<'_>, Arrival),
+    (mut seen, arrival): (Seen<'_>, Arrival),
     (request_id, peer): (&HeaderValue, IpAddr),
     resp: &mut Response<ResponseBody>,
 ) {
@@ -78,6 +83,11 @@ pub(crate) fn request_done(
         snap.metrics.consumer(&c.name, status);
     }
     let started = arrival.started;
+    // Usage rollups need the consumer at body end; the clone is skipped when they are off.
+    let consumer = seen
+        .consumer
+        .clone()
+        .filter(|_| route_metrics.usage().enabled());
     let log = snap
         .access_log
         .as_ref()
@@ -90,12 +100,17 @@ pub(crate) fn request_done(
                 record(snap, &seen, arrival, ids, status, route_metrics),
             ))
         });
+    let mut trace = std::mem::take(&mut seen.trace);
+    trace.respond(status, seen.error, seen.client_ip.unwrap_or(peer));
     resp.body_mut().finish_with(Finish {
         route: route_metrics.clone(),
         started,
         request_bytes: seen.request_bytes,
         response_bytes: 0,
+        status,
+        consumer,
         log,
+        trace,
     });
 }
 
@@ -129,6 +144,7 @@ fn record(
         total: Duration::ZERO,
         upstream: seen.upstream_time,
         error: seen.error,
+        trace_id: seen.trace.sampled_trace_id(),
     }
 }
 
@@ -140,8 +156,12 @@ pub struct Finish {
     started: Instant,
     request_bytes: Option<Arc<AtomicU64>>,
     response_bytes: u64,
+    status: u16,
+    /// Only while usage analytics are on.
+    consumer: Option<Arc<Consumer>>,
     /// Boxed: only logged requests pay for it, and the body stays small.
     log: Option<Box<(Arc<AccessLog>, Record)>>,
+    trace: RequestTrace,
 }
 
 impl Finish {
@@ -159,6 +179,19 @@ impl Drop for Finish {
             .as_ref()
             .map_or(0, |b| b.load(Ordering::Relaxed));
         self.route.end(total, request_bytes, self.response_bytes);
+        self.trace.finish();
+        let usage = self.route.usage();
+        if usage.enabled() {
+            usage.record(&UsageRequest {
+                route: &self.route.route,
+                service: &self.route.service,
+                consumer: self.consumer.as_deref().map(|c| &*c.name),
+                status: self.status,
+                request_bytes,
+                response_bytes: self.response_bytes,
+                total,
+            });
+        }
         if let Some(mut log) = self.log.take() {
             let record = &mut log.1;
             record.total = total;

@@ -15,7 +15,12 @@
 //!  → request validation (params, JSON body)        validate::request
 //!  → request transform (path, forwarding, route,   upstream_headers
 //!    consumer identity)                            access::identify
+//!  → cache lookup (hit, stale, revalidate, miss   cache::phase::exchange
+//!    with coalescing)
 //!  → upstream select + forward (timeouts, retries) forward::forward (proxy)
+//!  → cache store (tee the body), refresh from 304, cache::complete
+//!    stale-if-error, invalidate after unsafe
+//!    methods
 //!  → response transform (hop-by-hop, Via, route,   downstream_response
 //!    CORS)                                         access::decorate
 //!  → log (always, also on errors); rejections     handle
@@ -25,7 +30,7 @@
 //!
 //! The OAuth server's own endpoints are answered before routing. The concurrency slot is
 //! held until the response body ends; an upstream-reported cost is charged once the
-//! response headers arrive. Later phases (cache) slot in between limits and forward.
+//! response headers arrive.
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -43,6 +48,9 @@ use turnpike_policy::traffic::Granted;
 
 use crate::access::{self, Admission, Admitted};
 use crate::body::{RequestBody, ResponseBody};
+use crate::cache;
+use crate::cache::lookup::CacheRequest;
+use crate::cache::phase::Exchanged;
 use crate::error::GatewayError;
 use crate::forward::{self, Outgoing};
 use crate::headers::{self, Hop};
@@ -51,9 +59,10 @@ use crate::protection;
 use crate::router::Match;
 use crate::server::Shared;
 use crate::snapshot::{RouteRt, Snapshot};
+use crate::trace;
 use crate::upgrade;
-use crate::upstream::Held;
 use crate::upstream::balancer::PickCtx;
+use crate::upstream::{Held, Upstream};
 use crate::validate;
 
 /// What the pipeline knows about the connection a request came on.
@@ -95,7 +104,10 @@ pub async fn handle(
     let method = req.method().clone();
     // Abuse protection: the in-flight count, a ban check, and afterwards what to learn.
     let load = protection::LoadGuard::enter(&snap, &conn);
-    let mut seen = Seen::default();
+    let mut seen = Seen {
+        trace: trace::RequestTrace::start(snap.tracer.as_ref(), &req, conn.tls, started),
+        ..Seen::default()
+    };
     let (served, client_ip) = match protection::check_ban(&snap, &conn, req.headers()) {
         Ok(client_ip) => (
             serve(&snap, &conn, req, &request_id, &mut seen).await,
@@ -190,7 +202,9 @@ async fn serve_route<'s>(
     (request_id, seen): (&HeaderValue, &mut Seen<'s>),
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let (route, client_ip) = (routed.route, routed.client_ip);
-    let admitted = match access::admit(&snap.security, route, conn, &req, client_ip).await {
+    seen.trace.route(snap, route, &routed.matched);
+    let admit = access::admit(&snap.security, route, conn, &req, client_ip);
+    let admitted = match seen.trace.timed("auth", admit).await {
         Ok(Admission::Continue(admitted)) => admitted,
         Ok(Admission::Respond(resp)) => return Ok(*resp),
         Err(err) => {
@@ -200,7 +214,8 @@ async fn serve_route<'s>(
         }
     };
     seen.consumer = admitted.identity.as_ref().map(|i| i.consumer.clone());
-    let mut granted = match access::limit(&snap.traffic, route, &admitted, &req, client_ip).await {
+    let limit = access::limit(&snap.traffic, route, &admitted, &req, client_ip);
+    let mut granted = match seen.trace.timed("rate_limit", limit).await {
         Ok(granted) => granted,
         Err(err) => {
             seen.error = Some(err.code());
@@ -238,6 +253,8 @@ async fn proxy<'s>(
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let route = routed.route;
     let upstream = &snap.upstreams[route.upstream];
+    // The URL the client asked for keys the cache (a cheap, reference-counted copy).
+    let client_uri = route.cache.as_ref().map(|_| req.uri().clone());
     let path = req.uri().path();
     let path_and_query = match route.upstream_path(&routed.matched, path) {
         // Unchanged path: share the client's bytes instead of copying them.
@@ -251,13 +268,14 @@ async fn proxy<'s>(
         method: parts.method,
         path_and_query,
         headers: parts.headers,
-        client_host: routed.host,
+        client_host: routed.host.clone(),
         upgrade: routed.upgrade.is_some(),
     };
     upstream_headers(snap, conn, route, &mut out, (parts.version, request_id));
+    let identity = admitted.identity.as_ref();
     access::identify(
         &snap.security,
-        admitted.identity.as_ref(),
+        identity,
         &mut out.headers,
         &mut out.path_and_query,
     );
@@ -266,11 +284,20 @@ async fn proxy<'s>(
         client_ip: routed.client_ip,
         path: out.path_and_query.path(),
     });
+    seen.trace.inject(&mut out.headers);
     let body = body.metered(&mut seen.request_bytes);
     let asked = Instant::now();
-    let forwarded = forward::forward(upstream, out, body, hash).await;
+    let phase = seen.trace.phase("upstream");
+    let cached = (client_uri, identity.map(|i| &*i.consumer.name));
+    let exchanged = exchange(snap, conn, &routed, cached, (upstream, out, body, hash)).await;
+    seen.trace
+        .upstream(phase, upstream, trace::exchanged(&exchanged));
+    let exchanged = exchanged?;
+    let (mut resp, mut held, tee) = match exchanged {
+        Exchanged::Stored(resp) => return Ok(downstream_response(snap, route, resp, version)),
+        Exchanged::Upstream(resp, held, tee) => (resp, held, tee),
+    };
     seen.upstream_time = Some(asked.elapsed());
-    let (mut resp, mut held) = forwarded?;
     seen.target = held.target;
     if let Some(g) = granted {
         snap.traffic
@@ -280,8 +307,36 @@ async fn proxy<'s>(
     }
     let idle = upstream.settings.idle_timeout;
     take_over_upgrade(&mut resp, &mut held, routed.upgrade, (idle, &conn.alive))?;
-    let body = |b| ResponseBody::upstream(b, idle, held);
-    Ok(downstream_response(snap, route, resp, version, body))
+    let mut resp = resp.map(|b| ResponseBody::upstream(b, idle, held));
+    if let Some(tee) = tee {
+        resp.body_mut().tee_into(tee);
+    }
+    Ok(downstream_response(snap, route, resp, version))
+}
+
+/// The upstream exchange, through the route's cache when it has one (never for
+/// protocol upgrades).
+async fn exchange(
+    snap: &Snapshot,
+    conn: &ConnCtx,
+    routed: &Routed<'_>,
+    (client_uri, consumer): (Option<http::Uri>, Option<&str>),
+    (upstream, out, body, hash): (&Arc<Upstream>, Outgoing, RequestBody, Option<u64>),
+) -> Result<Exchanged, GatewayError> {
+    if let (Some(rc), Some(uri), None) = (&routed.route.cache, client_uri, &routed.upgrade) {
+        let host = routed.host.as_ref().and_then(|h| h.to_str().ok());
+        let host = host.map(normalise_host).unwrap_or_default();
+        let req = CacheRequest {
+            scheme: if conn.tls { "https" } else { "http" },
+            host: &host,
+            path: uri.path(),
+            query: uri.query(),
+            consumer,
+        };
+        return cache::phase::exchange((&snap.cache, rc), req, (upstream, out, body, hash)).await;
+    }
+    let (resp, held) = forward::forward(upstream, out, body, hash).await?;
+    Ok(Exchanged::Upstream(resp, held, None))
 }
 
 /// A policy's refusal, with the CORS headers a browser needs to read it.
@@ -475,17 +530,16 @@ fn upstream_headers(
 fn downstream_response(
     snap: &Snapshot,
     route: &crate::snapshot::RouteRt,
-    resp: Response<Incoming>,
+    resp: Response<ResponseBody>,
     client_version: Version,
-    body: impl FnOnce(Incoming) -> ResponseBody,
 ) -> Response<ResponseBody> {
-    let (mut parts, upstream_body) = resp.into_parts();
+    let (mut parts, body) = resp.into_parts();
     if snap.server.via {
         headers::add_via(&mut parts.headers, parts.version);
     }
     route.response_headers.apply(&mut parts.headers);
     parts.version = client_version;
-    Response::from_parts(parts, body(upstream_body))
+    Response::from_parts(parts, body)
 }
 
 /// A client's own request id is kept only if it is short and plain, so ids in logs and

@@ -16,6 +16,7 @@ use turnpike_config::model::{self, PathType};
 use turnpike_policy::traffic::Traffic;
 use turnpike_policy::{RoutePolicies, Security};
 
+use crate::cache::{CacheRt, RouteCache};
 use crate::headers::{self, InvalidHeader, Transform};
 use crate::router::{self, Conditions, Match, RouteSpec, Router, Segment};
 use crate::tls::{self, TlsError};
@@ -50,6 +51,8 @@ pub enum BuildError {
     Traffic(#[from] turnpike_policy::traffic::TrafficError),
     #[error(transparent)]
     AccessLog(#[from] turnpike_analytics::AnalyticsError),
+    #[error(transparent)]
+    Trace(#[from] turnpike_analytics::trace::TraceError),
 }
 
 /// Limits and behaviour for every request.
@@ -104,6 +107,8 @@ pub struct RouteRt {
     pub metrics: Arc<RouteMetrics>,
     /// Whether the access log writes this route's requests (`exclude_routes`).
     pub logged: bool,
+    /// The response cache policy, when the route caches.
+    pub cache: Option<Arc<RouteCache>>,
 }
 
 /// One config version, ready to serve.
@@ -122,6 +127,10 @@ pub struct Snapshot {
     pub metrics: Arc<Metrics>,
     /// The access log, when enabled.
     pub access_log: Option<Arc<AccessLog>>,
+    /// OpenTelemetry tracing, when enabled.
+    pub tracer: Option<Arc<turnpike_analytics::trace::Tracer>>,
+    /// The response cache; its entries outlive reloads that keep its storage settings.
+    pub cache: Arc<CacheRt>,
 }
 
 impl Snapshot {
@@ -157,17 +166,24 @@ impl Snapshot {
         let traffic = Arc::new(Traffic::build(cfg, previous.map(|p| &*p.traffic), control)?);
         let metrics = previous.map_or_else(|| Arc::new(Metrics::new()), |p| p.metrics.clone());
         metrics.configure(cfg.metrics.consumer_labels, cfg.metrics.max_consumers);
+        // Usage rollups go to the admin store; without one nothing would read them.
+        metrics
+            .usage()
+            .set_enabled(cfg.admin.is_some() && cfg.analytics.enabled);
         let access_log = AccessLog::open(
             &cfg.access_log,
             previous.and_then(|p| p.access_log.as_ref()),
             &metrics,
         )?;
+        let tracer = crate::trace::open(&cfg.tracing, previous, version, control)?;
+        let cache = CacheRt::build(&cfg.cache, previous.map(|p| &p.cache));
         let mut specs = Vec::with_capacity(cfg.routes.len());
         let mut routes = Vec::with_capacity(cfg.routes.len());
         for r in &cfg.routes {
             let (spec, mut rt) = compile_route(r, &upstreams, &metrics)?;
             rt.policies = RoutePolicies::build(r, cfg, &security);
             rt.logged = !cfg.access_log.exclude_routes.contains(&r.name);
+            rt.cache = RouteCache::build(r, cfg, &cache, &rt.name).map(Arc::new);
             specs.push(spec);
             routes.push(rt);
         }
@@ -186,6 +202,8 @@ impl Snapshot {
             traffic,
             metrics,
             access_log,
+            tracer,
+            cache,
         })
     }
 
@@ -328,6 +346,7 @@ fn compile_route(
         priority: r.priority,
         metrics: metrics.route(&r.name, &r.upstream),
         logged: true,
+        cache: None,
     };
     Ok((spec, rt))
 }
@@ -349,6 +368,29 @@ fn compile_rewrite(template: &str) -> Vec<RewritePart> {
 }
 
 impl RouteRt {
+    /// The path template that matched (`/users/{id}`), as traces' `http.route`.
+    pub fn template(&self, m: &Match) -> String {
+        let Some(pattern) = self.patterns.get(m.pattern) else {
+            return "/".to_owned();
+        };
+        let mut out = String::with_capacity(32);
+        for segment in pattern {
+            out.push('/');
+            match segment {
+                Segment::Literal(l) => out.push_str(l),
+                Segment::Param(p) => {
+                    out.push('{');
+                    out.push_str(p);
+                    out.push('}');
+                }
+            }
+        }
+        if out.is_empty() {
+            out.push('/');
+        }
+        out
+    }
+
     /// The path to send upstream: rewritten, stripped, or unchanged. The part of the
     /// request path beyond a matched prefix is kept after a rewrite.
     /// The value the matched template gave `{name}` in `path`, still percent-encoded.

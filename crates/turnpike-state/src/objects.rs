@@ -2,7 +2,8 @@
 //! bounded by bytes, with TinyLFU admission and LRU eviction (moka), and purges by exact
 //! URL, URL prefix or tag.
 //!
-//! The store does not understand HTTP: the head is opaque bytes the policy crate wrote.
+//! The store does not understand HTTP: the head is whatever the cache policy keeps (it
+//! only has to say how many bytes it holds).
 //! It keeps, per object, the URL it answers (for URL and prefix purges) and its tags
 //! (`Surrogate-Key` / `Cache-Tag`), with a tag index so a tag purge does not scan. No
 //! cache call is ever made while the index is locked: moka runs evictions (and so the
@@ -14,21 +15,32 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use bytes::Bytes;
 use moka::notification::RemovalCause;
 
+/// The bytes a stored head holds, for the store's byte bound.
+pub trait Weigh {
+    fn weight(&self) -> usize;
+}
+
+impl Weigh for Bytes {
+    fn weight(&self) -> usize {
+        self.len()
+    }
+}
+
 /// One stored response.
 #[derive(Debug, Clone)]
-pub struct Object {
-    /// Status, headers and timing, as the cache policy serialized them.
-    pub head: Bytes,
+pub struct Object<H> {
+    /// Status, headers and timing, as the cache policy keeps them.
+    pub head: H,
     pub body: Bytes,
     /// The URL it answers (scheme://host/path?query), for URL and prefix purges.
     pub url: Box<str>,
     pub tags: Box<[Box<str>]>,
 }
 
-impl Object {
+impl<H: Weigh> Object<H> {
     fn weight(&self, key: &[u8]) -> u32 {
         let tags: usize = self.tags.iter().map(|t| t.len()).sum();
-        let bytes = key.len() + self.head.len() + self.body.len() + self.url.len() + tags + 64;
+        let bytes = key.len() + self.head.weight() + self.body.len() + self.url.len() + tags + 64;
         u32::try_from(bytes).unwrap_or(u32::MAX)
     }
 }
@@ -38,12 +50,12 @@ type TagIndex = Arc<Mutex<HashMap<Box<str>, HashSet<Key>>>>;
 
 /// Objects in memory, at most `max_bytes` of them (keys, heads, bodies and bookkeeping).
 #[derive(Clone)]
-pub struct ObjectStore {
-    cache: moka::sync::Cache<Key, Arc<Object>>,
+pub struct ObjectStore<H = Bytes> {
+    cache: moka::sync::Cache<Key, Arc<Object<H>>>,
     tags: TagIndex,
 }
 
-impl std::fmt::Debug for ObjectStore {
+impl<H> std::fmt::Debug for ObjectStore<H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ObjectStore")
             .field("entries", &self.cache.entry_count())
@@ -57,14 +69,14 @@ fn lock(tags: &TagIndex) -> MutexGuard<'_, HashMap<Box<str>, HashSet<Key>>> {
     tags.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl ObjectStore {
+impl<H: Weigh + Send + Sync + 'static> ObjectStore<H> {
     pub fn memory(max_bytes: u64) -> Self {
         let tags: TagIndex = Arc::default();
         let index = tags.clone();
         let cache = moka::sync::Cache::builder()
             .max_capacity(max_bytes)
-            .weigher(|k: &Key, v: &Arc<Object>| v.weight(k))
-            .eviction_listener(move |key: Arc<Key>, obj: Arc<Object>, cause| {
+            .weigher(|k: &Key, v: &Arc<Object<H>>| v.weight(k))
+            .eviction_listener(move |key: Arc<Key>, obj: Arc<Object<H>>, cause| {
                 // A replaced object's tags were re-indexed by `put`; forget the rest.
                 if cause != RemovalCause::Replaced {
                     forget(&index, &key, &obj);
@@ -74,13 +86,13 @@ impl ObjectStore {
         Self { cache, tags }
     }
 
-    pub fn get(&self, key: &[u8]) -> Option<Arc<Object>> {
+    pub fn get(&self, key: &[u8]) -> Option<Arc<Object<H>>> {
         self.cache.get(key)
     }
 
     /// Stores `obj` under `key`, replacing what was there. An object larger than the
     /// whole store is not kept (the caller bounds single objects far lower).
-    pub fn put(&self, key: &[u8], obj: Object) {
+    pub fn put(&self, key: &[u8], obj: Object<H>) -> Arc<Object<H>> {
         let key: Key = key.into();
         // Read before locking the index: a cache call may run evictions, whose listener
         // takes the index lock itself.
@@ -98,7 +110,9 @@ impl ObjectStore {
                 index.entry(tag.clone()).or_default().insert(key.clone());
             }
         }
-        self.cache.insert(key, Arc::new(obj));
+        let obj = Arc::new(obj);
+        self.cache.insert(key, obj.clone());
+        obj
     }
 
     pub fn remove(&self, key: &[u8]) {
@@ -152,7 +166,7 @@ impl ObjectStore {
     }
 }
 
-fn forget(index: &TagIndex, key: &Key, obj: &Object) {
+fn forget<H>(index: &TagIndex, key: &Key, obj: &Object<H>) {
     let mut index = lock(index);
     for tag in obj.tags.iter() {
         if let Some(keys) = index.get_mut(tag) {
@@ -168,7 +182,7 @@ fn forget(index: &TagIndex, key: &Key, obj: &Object) {
 mod tests {
     use super::*;
 
-    fn obj(url: &str, tags: &[&str], body: usize) -> Object {
+    fn obj(url: &str, tags: &[&str], body: usize) -> Object<Bytes> {
         Object {
             head: Bytes::from_static(b"head"),
             body: Bytes::from(vec![b'x'; body]),
@@ -179,7 +193,7 @@ mod tests {
 
     #[test]
     fn purges_by_tag_url_and_prefix() {
-        let store = ObjectStore::memory(1 << 20);
+        let store = ObjectStore::<Bytes>::memory(1 << 20);
         store.put(b"a", obj("https://api/items/1", &["item-1", "items"], 10));
         store.put(
             b"a-gzip",
@@ -197,7 +211,7 @@ mod tests {
 
     #[test]
     fn a_replaced_object_keeps_only_its_new_tags() {
-        let store = ObjectStore::memory(1 << 20);
+        let store = ObjectStore::<Bytes>::memory(1 << 20);
         store.put(b"a", obj("u", &["old"], 1));
         store.put(b"a", obj("u", &["new"], 1));
         store.cache.run_pending_tasks();
@@ -209,7 +223,7 @@ mod tests {
     #[test]
     fn the_store_stays_within_its_byte_limit_under_unique_keys() {
         let limit = 256 * 1024;
-        let store = ObjectStore::memory(limit);
+        let store = ObjectStore::<Bytes>::memory(limit);
         for i in 0..20_000u32 {
             store.put(&i.to_be_bytes(), obj(&format!("u{i}"), &["t"], 100));
         }

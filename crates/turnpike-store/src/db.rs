@@ -15,12 +15,14 @@ pub(crate) mod sqlite {
     //! The SQLite `Db`.
     crate::sql::entity_queries!(sqlx::Sqlite, sqlx::SqliteConnection, false);
     crate::sql_admin::admin_queries!();
+    crate::sql_usage::usage_queries!();
 }
 
 pub(crate) mod postgres {
     //! The PostgreSQL `Db`.
     crate::sql::entity_queries!(sqlx::Postgres, sqlx::PgConnection, true);
     crate::sql_admin::admin_queries!();
+    crate::sql_usage::usage_queries!();
 }
 
 /// The open database, whichever it is.

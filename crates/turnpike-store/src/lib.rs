@@ -9,6 +9,9 @@
 //! admin API uses the config file's section names (`upstreams`, `routes`, `consumers`,
 //! `plans`), and the gateway merges exactly those into its configuration.
 //!
+//! It also keeps usage analytics (per-minute rollups that each node writes under its own id,
+//! downsampled to hours and days) and node heartbeats; see [`Store::write_usage`].
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), turnpike_store::StoreError> {
 //! use serde_json::json;
@@ -38,6 +41,7 @@ mod feed;
 mod migrate;
 mod sql;
 mod sql_admin;
+mod sql_usage;
 mod types;
 
 use std::sync::{Arc, OnceLock};
@@ -49,8 +53,10 @@ pub use crate::error::StoreError;
 pub use crate::feed::{CHANNEL, ChangeFeed};
 pub use crate::migrate::SCHEMA_VERSION;
 pub use crate::types::{
-    AuditEntry, AuditQuery, ListQuery, MAX_LIMIT, NewToken, Page, Record, TOKEN_KIND, TokenRow,
+    AuditEntry, AuditQuery, ListQuery, MAX_LIMIT, NewToken, NodeRow, Page, Record, Resolution,
+    TOKEN_KIND, TokenRow, UsageQuery,
 };
+use turnpike_analytics::UsageRow;
 
 /// The actor recorded for [`Store::create_token`], which has none (the bootstrap token).
 pub const SYSTEM_ACTOR: &str = "system";
@@ -200,6 +206,48 @@ impl Store {
     /// How many admin tokens exist, revoked ones included (0 means: bootstrap allowed).
     pub async fn token_count(&self) -> Result<u64, StoreError> {
         on_backend!(self, db => db.token_count().await)
+    }
+
+    /// Adds `rows` of node `node` into the `table` rollups (one transaction); a row whose
+    /// key exists is merged into it (counts summed, sketches merged).
+    pub async fn write_usage(
+        &self,
+        table: Resolution,
+        node: &str,
+        rows: &[UsageRow],
+    ) -> Result<(), StoreError> {
+        on_backend!(self, db => db.write_usage(table, node, rows).await)
+    }
+
+    /// Every node's matching rows, unmerged, with the node that wrote each.
+    pub async fn usage(&self, query: &UsageQuery) -> Result<Vec<(String, UsageRow)>, StoreError> {
+        on_backend!(self, db => db.usage(query).await)
+    }
+
+    /// Moves `from` rows older than `cutoff` (Unix seconds) into the next resolution,
+    /// merged per node and key; safe to run on several nodes at once. Returns rows moved.
+    pub async fn rollup(&self, from: Resolution, cutoff: i64) -> Result<u64, StoreError> {
+        on_backend!(self, db => db.rollup(from, cutoff).await)
+    }
+
+    /// Deletes `table` rows older than `cutoff` (Unix seconds). Returns rows deleted.
+    pub async fn expire_usage(&self, table: Resolution, cutoff: i64) -> Result<u64, StoreError> {
+        on_backend!(self, db => db.expire_usage(table, cutoff).await)
+    }
+
+    /// Writes or refreshes a node's heartbeat.
+    pub async fn heartbeat(&self, node: &NodeRow) -> Result<(), StoreError> {
+        on_backend!(self, db => db.heartbeat(node).await)
+    }
+
+    /// Nodes seen at or after `since` (Unix seconds), by id.
+    pub async fn nodes(&self, since: i64) -> Result<Vec<NodeRow>, StoreError> {
+        on_backend!(self, db => db.nodes(since).await)
+    }
+
+    /// Forgets nodes not seen since `before` (Unix seconds).
+    pub async fn forget_nodes(&self, before: i64) -> Result<u64, StoreError> {
+        on_backend!(self, db => db.forget_nodes(before).await)
     }
 
     /// The change feed of this handle (and its clones): one background task, started on the

@@ -1,4 +1,5 @@
-//! The values the store takes and returns: records, pages, audit entries, admin tokens.
+//! The values the store takes and returns: records, pages, audit entries, admin tokens,
+//! usage queries and node heartbeats.
 //!
 //! They derive `Serialize` so the admin API can return them as they are.
 
@@ -125,6 +126,93 @@ impl TokenRow {
             "revoked": self.revoked,
         })
     }
+}
+
+/// A usage table: rows per minute, hour or day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    Minute,
+    Hour,
+    Day,
+}
+
+impl Resolution {
+    pub const ALL: [Resolution; 3] = [Self::Minute, Self::Hour, Self::Day];
+
+    /// The period's length in seconds.
+    pub fn seconds(self) -> i64 {
+        match self {
+            Self::Minute => 60,
+            Self::Hour => 3_600,
+            Self::Day => 86_400,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Minute => "minute",
+            Self::Hour => "hour",
+            Self::Day => "day",
+        }
+    }
+
+    pub(crate) fn table(self) -> &'static str {
+        match self {
+            Self::Minute => "usage_minute",
+            Self::Hour => "usage_hour",
+            Self::Day => "usage_day",
+        }
+    }
+
+    /// The resolution this one is rolled into.
+    pub fn coarser(self) -> Option<Resolution> {
+        match self {
+            Self::Minute => Some(Self::Hour),
+            Self::Hour => Some(Self::Day),
+            Self::Day => None,
+        }
+    }
+
+    /// The start of the period `t` (Unix seconds, UTC) is in.
+    pub fn bucket_of(self, t: i64) -> i64 {
+        t - t.rem_euclid(self.seconds())
+    }
+}
+
+/// Which usage rows to read: one table, `[from, to)` in Unix seconds, optional filters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageQuery {
+    pub resolution: Resolution,
+    pub from: i64,
+    pub to: i64,
+    pub route: Option<String>,
+    pub service: Option<String>,
+    /// `""` selects requests without a consumer.
+    pub consumer: Option<String>,
+    /// 1 to 5.
+    pub status_class: Option<u8>,
+}
+
+/// A gateway node's heartbeat. Times are Unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRow {
+    pub id: String,
+    /// Turnpike's version on that node.
+    pub version: String,
+    pub started_at: i64,
+    pub seen_at: i64,
+    /// The store config version the node had seen.
+    pub config_version: i64,
+}
+
+/// Counts are `u64` in memory and `BIGINT` in the database.
+pub(crate) fn clamp_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn clamp_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
 }
 
 pub(crate) fn check_limit(limit: u32) -> Result<i64> {

@@ -52,6 +52,8 @@ pub enum Command {
     Config(ConfigArgs),
     /// Publish an API from its description, through the admin API.
     Import(ImportArgs),
+    /// The response cache, through the admin API: purge by tag, URL or prefix; status.
+    Cache(CacheArgs),
     /// Read a password or secret from stdin and print its argon2id hash (for
     /// `consumers[].basic_auth[].password_hash` and `oauth.clients[].secret_hash`).
     HashPassword,
@@ -154,6 +156,34 @@ pub enum ConfigCommand {
     Push { file: PathBuf },
     /// Show what `push FILE` would change; exit code 2 when something would.
     Diff { file: PathBuf },
+}
+
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    #[command(flatten)]
+    pub admin: AdminArgs,
+
+    #[command(subcommand)]
+    pub command: CacheCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Remove cached responses on the gateway and tell the configured CDNs.
+    Purge {
+        /// A `Surrogate-Key` / `Cache-Tag` value (repeatable).
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        /// An exact URL as clients request it, e.g. https://api.example.com/v1/items?page=2
+        /// (repeatable).
+        #[arg(long = "url", value_name = "URL")]
+        urls: Vec<String>,
+        /// A URL prefix, e.g. https://api.example.com/v1/items/ (repeatable).
+        #[arg(long = "prefix", value_name = "URL")]
+        prefixes: Vec<String>,
+    },
+    /// What the cache holds, and CDN purges that failed.
+    Status,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,8 @@
 //! listener, and keeps the gateway on the file's configuration plus the store's entities.
 //!
 //! Wiring only: merging and following the change feed live in `turnpike_admin::sync`.
+//! The analytics worker (usage rollups and this node's heartbeat to the store) lives in
+//! `turnpike_admin::analytics::worker`; it writes its last rows after the gateway drains.
 //! The admin API, the follower and the store's pool run on a small runtime of their own,
 //! so the proxy's workers never run control-plane work.
 
@@ -55,6 +57,15 @@ pub fn serve(args: &ServeArgs, file: Config, admin: &Admin) -> anyhow::Result<Ex
         let shared = gateway.shared().clone();
         Arc::new(move |store_up| shared.render_metrics(store_up))
     };
+    prepared
+        .state
+        .set_cache(Arc::new(GatewayCache(gateway.shared().clone())));
+    // Usage rollups and this node's heartbeat go to the store from the control-plane runtime.
+    let analytics = {
+        let _entered = rt.enter();
+        let usage = gateway.shared().snapshot().metrics.usage().clone();
+        turnpike_admin::analytics::worker::Worker::start(prepared.state.clone(), usage)
+    };
     let admin_task = rt.spawn(serve_admin(
         prepared.listener,
         (prepared.state, metrics),
@@ -73,6 +84,8 @@ pub fn serve(args: &ServeArgs, file: Config, admin: &Admin) -> anyhow::Result<Ex
         reload::watch_file_with(shared, path, WATCH_EVERY, move || reload());
     }
     run_until_signal(gateway, Some(reload))?;
+    // The gateway has drained, so every request is counted: write what is still in memory.
+    rt.block_on(analytics.shutdown());
     // Admin requests in flight finish (for a while), then the store's pool goes with the runtime.
     let _ = stop_admin.send(true);
     let _ = rt.block_on(async { tokio::time::timeout(ADMIN_DRAIN, admin_task).await });
@@ -142,5 +155,43 @@ async fn serve_admin(
     let served = turnpike_admin::serve_with_metrics(listener, state, Some(metrics), shutdown);
     if let Err(err) = served.await {
         tracing::error!(error = %err, "the admin API stopped");
+    }
+}
+
+/// The gateway's response cache, for the admin API's purge and status endpoints. Always
+/// the current snapshot's cache, so purges reach what requests are served from.
+struct GatewayCache(Arc<turnpike_proxy::Shared>);
+
+impl std::fmt::Debug for GatewayCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GatewayCache")
+    }
+}
+
+impl turnpike_admin::CacheControl for GatewayCache {
+    fn purge(&self, kind: turnpike_config::model::PurgeKind, values: &[String]) -> usize {
+        self.0.snapshot().cache.purge(kind, values)
+    }
+
+    fn status(&self) -> turnpike_admin::CacheStatus {
+        let cache = self.0.snapshot().cache.clone();
+        let (bytes, objects) = cache.usage();
+        let cdn_failures = cache
+            .cdn_failures()
+            .into_iter()
+            .map(|f| turnpike_admin::CdnFailure {
+                endpoint: f.endpoint,
+                kind: f.kind.to_owned(),
+                values: f.values,
+                error: f.error,
+                attempts: f.attempts,
+                at: f.at,
+            })
+            .collect();
+        turnpike_admin::CacheStatus {
+            bytes,
+            objects,
+            cdn_failures,
+        }
     }
 }

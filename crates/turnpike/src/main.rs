@@ -8,6 +8,7 @@
 
 mod admin_cli;
 mod admin_client;
+mod cache_cli;
 mod cli;
 mod config_sync;
 mod control;
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
         cli::Command::Plans(args) => admin_cli::run("plans", &args),
         cli::Command::Config(args) => config_sync::run(&args),
         cli::Command::Import(args) => import::run(&args),
+        cli::Command::Cache(args) => cache_cli::run(&args),
         cli::Command::HashPassword => secrets::hash_password(),
         cli::Command::Secret(args) => secrets::run(&args.command),
     };

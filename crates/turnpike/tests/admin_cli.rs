@@ -24,7 +24,8 @@ fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-/// A `turnpike serve` process with a file-defined upstream `b` and route `file-route`.
+/// A `turnpike serve` process with a file-defined upstream `b` and routes `file-route`
+/// and `cached-route` (which caches for 60 s).
 struct Node {
     child: Child,
     log: Arc<Mutex<Vec<String>>>,
@@ -45,6 +46,7 @@ upstreams:
     targets: [{{url: \"{upstream}\"}}]
 routes:
   - {{name: file-route, paths: [/file], upstream: b}}
+  - {{name: cached-route, paths: [/cached], upstream: b, cache: {{default_ttl: 60s}}}}
 auth:
   key_secret: {KEY_SECRET}
 admin:
@@ -474,4 +476,36 @@ fn sections(doc: &Value) -> Value {
 /// YAML text as JSON, read the way the gateway reads its config.
 fn yaml(text: &str) -> Value {
     turnpike_config::parse_yaml(text).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_purge_and_status_through_the_cli() {
+    let up = MockUpstream::named("up").await;
+    let node = Node::start(&up.url());
+    node.until("/cached/a", &[], 200).await;
+    node.until("/cached/a", &[], 200).await;
+    assert_eq!(up.hits(), 1, "the second request was a cache hit");
+    let status: Value =
+        serde_json::from_str(&node.cli(&["cache", "status", "--output", "json"]).expect(0))
+            .unwrap();
+    assert_eq!(status["objects"], 1);
+    assert_eq!(status["cdn_failures"], json!([]));
+    let none = node.cli(&["cache", "purge"]);
+    assert_eq!(none.code(), 1);
+    assert!(
+        none.stderr().contains("nothing to purge"),
+        "{}",
+        none.stderr()
+    );
+    let bad = node.cli(&["cache", "purge", "--url", "/cached/a"]);
+    assert_eq!(bad.code(), 1);
+    assert!(bad.stderr().contains("urls[0]"), "{}", bad.stderr());
+    let out = node.cli(&["cache", "purge", "--url", "http://127.0.0.1/cached/a"]);
+    assert_eq!(out.expect(0), "purged 1 cached objects\n");
+    node.until("/cached/a", &[], 200).await;
+    assert_eq!(up.hits(), 2, "purged, so fetched again");
+    assert!(
+        node.logged("cache purged"),
+        "purges are logged with who made them"
+    );
 }

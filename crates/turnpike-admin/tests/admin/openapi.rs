@@ -41,6 +41,8 @@ async fn document_lists_exactly_the_served_routes() {
         "GET /readyz",
         "GET /api/v1/openapi.json",
         "GET /api/v1/audit",
+        "GET /api/v1/cache",
+        "POST /api/v1/cache/purge",
         "GET /api/v1/tokens",
         "POST /api/v1/tokens",
         "DELETE /api/v1/tokens/{id}",
@@ -50,6 +52,10 @@ async fn document_lists_exactly_the_served_routes() {
         "GET /api/v1/services/{name}/openapi",
         "POST /api/v1/services/{name}/openapi",
         "DELETE /api/v1/services/{name}",
+        "GET /api/v1/status",
+        "GET /api/v1/analytics/timeseries",
+        "GET /api/v1/analytics/top",
+        "GET /api/v1/consumers/{name}/usage",
     ]
     .iter()
     .map(|s| (*s).to_owned())

@@ -1,14 +1,17 @@
-//! The `metrics:` and `access_log:` sections: what Prometheus may scrape and where, and
-//! the one-line-per-request access log. `docs/observability.md` explains each key.
+//! The `metrics:`, `access_log:` and `tracing:` sections: what Prometheus may scrape and
+//! where, the one-line-per-request access log, and OpenTelemetry traces.
+//! `docs/observability.md` explains each key.
 //!
-//! Both are optional. Metrics are always counted; `metrics.listen` only adds a listener of
-//! their own for gateways without an `admin:` section. The access log is off by default.
+//! All are optional. Metrics are always counted; `metrics.listen` only adds a listener of
+//! their own for gateways without an `admin:` section. The access log and tracing are off
+//! by default.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::units::ByteSize;
+use crate::units::{ByteSize, Duration};
 
 /// Prometheus metrics: a separate listener and the consumer label's bounds.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -133,4 +136,62 @@ pub struct Rotate {
 
 fn five() -> usize {
     5
+}
+
+/// How spans are sent to the collector. Only OTLP over HTTP with the JSON encoding is
+/// built; gRPC and protobuf would each need a dependency the gateway does not otherwise have.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    #[default]
+    #[serde(rename = "http/json")]
+    HttpJson,
+}
+
+/// OpenTelemetry tracing: W3C Trace Context propagation and OTLP export. Off by default.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tracing {
+    pub enabled: bool,
+    /// Fraction of new traces (requests without a valid `traceparent`) that are sampled,
+    /// 0.0 to 1.0. A `traceparent`'s own sampled flag is always followed.
+    pub sample: f64,
+    /// The collector's OTLP/HTTP base URL; spans go to `{endpoint}/v1/traces`.
+    pub endpoint: String,
+    pub protocol: OtlpProtocol,
+    /// Headers sent with every export (an API key for a hosted backend, say).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// The `service.name` resource attribute.
+    pub service_name: String,
+    /// Most spans per export request.
+    pub batch_size: usize,
+    /// Longest time a span waits before its batch is sent.
+    pub flush_interval: Duration,
+    /// Spans waiting for export; past this, spans are dropped (and counted).
+    pub max_queue: usize,
+    /// Longest time one export request may take.
+    pub timeout: Duration,
+}
+
+impl Default for Tracing {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            sample: 1.0,
+            endpoint: "http://127.0.0.1:4318".to_owned(),
+            protocol: OtlpProtocol::HttpJson,
+            headers: BTreeMap::new(),
+            service_name: "turnpike".to_owned(),
+            batch_size: 512,
+            flush_interval: Duration::from_secs(1),
+            max_queue: 4096,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Tracing {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }

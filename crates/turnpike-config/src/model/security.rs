@@ -298,6 +298,8 @@ pub struct Policies {
     pub concurrency: Option<crate::model::ConcurrencyLimit>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<crate::model::Lifecycle>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<crate::model::CachePolicy>,
 }
 
 impl Policies {
@@ -308,6 +310,7 @@ impl Policies {
             && self.rate_limit.is_none()
             && self.concurrency.is_none()
             && self.lifecycle.is_none()
+            && self.cache.is_none()
     }
 }
 

@@ -1,0 +1,238 @@
+//! The response cache on the request path (RFC 9111 shared cache, RFC 5861 stale
+//! extensions, RFC 9211 `Cache-Status`). The rules themselves are pure functions in
+//! `turnpike_policy::cache`; the store is `turnpike_state::objects`. This module holds
+//! what outlives a reload ([`CacheRt`]: the store, requests in flight, counters, the CDN
+//! purger), each route's compiled policy ([`RouteCache`]), and purges.
+//!
+//! - [`lookup`]: the phase before the upstream: hit, stale, revalidate, or miss (with
+//!   request coalescing);
+//! - [`complete`]: the phase after it: store (teeing the body), refresh from a 304,
+//!   stale-if-error, invalidation after unsafe methods;
+//! - [`tee`]: the body that is stored while it streams to the client;
+//! - [`cdn`]: purge fan-out to CDN webhooks.
+
+pub mod cdn;
+pub(crate) mod complete;
+pub(crate) mod entry;
+pub(crate) mod lookup;
+pub(crate) mod phase;
+pub mod tee;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use turnpike_config::model::{CachePolicy, CacheStore, Config, PurgeKind, Route};
+use turnpike_policy::cache::freshness::Fallback;
+use turnpike_policy::cache::key::{Extra, KeySpec};
+use turnpike_policy::cache::storable::HEURISTIC_STATUSES;
+use turnpike_state::objects::ObjectStore;
+
+use entry::Head;
+
+/// The cache shared by every route and every config version that keeps the same
+/// storage settings.
+#[derive(Debug)]
+pub struct CacheRt {
+    pub(crate) store: ObjectStore<Head>,
+    pub(crate) max_object: u64,
+    pub(crate) x_cache: bool,
+    /// Primary keys being fetched now, so identical misses wait for one upstream request.
+    pub(crate) inflight: Mutex<HashMap<Box<[u8]>, lookup::Waiter>>,
+    counters: Mutex<HashMap<Arc<str>, Arc<CacheCounters>>>,
+    pub(crate) cdn: Arc<cdn::Purger>,
+    /// The settings the store was made from; a reload that changes them starts empty.
+    settings: (u64, String, String),
+}
+
+/// One route's cache results, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct CacheCounters {
+    pub hit: AtomicU64,
+    pub stale: AtomicU64,
+    pub revalidated: AtomicU64,
+    pub miss: AtomicU64,
+    pub bypass: AtomicU64,
+    pub stored: AtomicU64,
+    /// Requests that waited for another's identical miss instead of going upstream.
+    pub coalesced: AtomicU64,
+}
+
+impl CacheCounters {
+    pub(crate) fn count(&self, outcome: entry::Outcome) {
+        let c = match outcome {
+            entry::Outcome::Hit => &self.hit,
+            entry::Outcome::Stale(_) => &self.stale,
+            entry::Outcome::Revalidated => &self.revalidated,
+            entry::Outcome::Miss { .. } => &self.miss,
+            entry::Outcome::Bypass(_) => &self.bypass,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl CacheRt {
+    /// The cache for `cfg`: `previous`'s when its storage settings are unchanged (entries
+    /// survive the reload), else a new, empty one.
+    pub fn build(cfg: &CacheStore, previous: Option<&Arc<CacheRt>>) -> Arc<CacheRt> {
+        let settings = (
+            cfg.memory.bytes(),
+            cfg.storage.clone(),
+            cfg.redis_prefix.clone(),
+        );
+        let cdn = Arc::new(cdn::Purger::new(&cfg.cdn));
+        if let Some(prev) = previous.filter(|p| p.settings == settings) {
+            // Same store; the lighter settings and the CDN list may still change.
+            return Arc::new(CacheRt {
+                store: prev.store.clone(),
+                max_object: cfg.max_object.bytes(),
+                x_cache: cfg.x_cache,
+                inflight: Mutex::default(),
+                counters: Mutex::new(lock(&prev.counters).clone()),
+                cdn: cdn.inherit(&prev.cdn),
+                settings,
+            });
+        }
+        Arc::new(CacheRt {
+            store: ObjectStore::memory(cfg.memory.bytes()),
+            max_object: cfg.max_object.bytes(),
+            x_cache: cfg.x_cache,
+            inflight: Mutex::default(),
+            counters: Mutex::default(),
+            cdn,
+            settings,
+        })
+    }
+
+    /// The counters of route `name`, the same ones across reloads.
+    fn counters(&self, name: &Arc<str>) -> Arc<CacheCounters> {
+        lock(&self.counters)
+            .entry(name.clone())
+            .or_default()
+            .clone()
+    }
+
+    /// Every route's counters, for `/metrics`.
+    pub fn all_counters(&self) -> Vec<(Arc<str>, Arc<CacheCounters>)> {
+        let mut all: Vec<_> = lock(&self.counters)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// Bytes and objects held now.
+    pub fn usage(&self) -> (u64, u64) {
+        (self.store.bytes(), self.store.entries())
+    }
+
+    /// Removes what matches locally, then tells the CDNs (in the background). Returns how
+    /// many objects this node dropped.
+    pub fn purge(&self, kind: PurgeKind, values: &[String]) -> usize {
+        let mut n = 0;
+        for v in values {
+            n += match kind {
+                PurgeKind::Tag => self.store.purge_tag(v),
+                PurgeKind::Url => self.store.purge_tag(&url_tag(v)),
+                PurgeKind::Prefix => self.store.purge_prefix(v),
+            };
+        }
+        self.cdn.send(kind, values);
+        n
+    }
+
+    /// Purges sent to CDN endpoints: accepted, and failed after retries.
+    pub fn cdn_counts(&self) -> (u64, u64) {
+        let c = &self.cdn.counts;
+        (
+            c.sent.load(Ordering::Relaxed),
+            c.failed.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The purge webhooks' recent failures (newest last).
+    pub fn cdn_failures(&self) -> Vec<cdn::Failure> {
+        self.cdn.failures()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The tag every object carries for its URL, so URL purges and invalidation after
+/// unsafe methods need no scan. NUL cannot appear in a header, so no `Surrogate-Key`
+/// can pose as one.
+pub(crate) fn url_tag(url: &str) -> String {
+    format!("\0url {url}")
+}
+
+/// One route's cache policy, compiled.
+#[derive(Debug)]
+pub struct RouteCache {
+    pub(crate) key: KeySpec,
+    pub(crate) statuses: Vec<u16>,
+    pub(crate) fallback: Fallback,
+    pub(crate) lock_timeout: Duration,
+    pub(crate) strip_tags: bool,
+    pub(crate) counters: Arc<CacheCounters>,
+}
+
+impl RouteCache {
+    /// `route`'s cache policy over its upstream's over the global one; none when no level
+    /// sets one or the nearest says `enabled: false`.
+    pub fn build(route: &Route, cfg: &Config, cache: &CacheRt, name: &Arc<str>) -> Option<Self> {
+        let service = cfg
+            .upstreams
+            .iter()
+            .find(|u| u.name == route.upstream)
+            .and_then(|u| u.policies.cache.as_ref());
+        let p: &CachePolicy = route
+            .cache
+            .as_ref()
+            .or(service)
+            .or(cfg.policies.cache.as_ref())
+            .filter(|p| p.enabled)?;
+        let authenticates = route.auth.is_some()
+            || cfg
+                .upstreams
+                .iter()
+                .any(|u| u.name == route.upstream && u.policies.auth.is_some())
+            || cfg.policies.auth.is_some();
+        let mut extras: Vec<Extra> = p
+            .key
+            .headers
+            .iter()
+            .filter_map(|h| http::HeaderName::from_bytes(h.as_bytes()).ok())
+            .map(Extra::Header)
+            .collect();
+        // Safe by default: an authenticating route keys by consumer unless told not to.
+        if p.key.consumer.unwrap_or(authenticates) {
+            extras.push(Extra::Consumer);
+        }
+        Some(Self {
+            key: KeySpec {
+                sort_query: p.key.sort_query,
+                ignore_params: p.key.ignore_params.clone(),
+                extras,
+            },
+            statuses: p.statuses.clone().unwrap_or_else(|| {
+                HEURISTIC_STATUSES
+                    .iter()
+                    .copied()
+                    .filter(|s| *s != 206)
+                    .collect()
+            }),
+            fallback: Fallback {
+                heuristic_percent: p.heuristic_percent,
+                heuristic_max: p.heuristic_max.as_std(),
+                default_ttl: p.default_ttl.map(|d| d.as_std()),
+            },
+            lock_timeout: p.lock_timeout.as_std(),
+            strip_tags: p.strip_tags,
+            counters: cache.counters(name),
+        })
+    }
+}
