@@ -82,15 +82,39 @@ async fn open_sqlite(path: &str) -> Result<Backend> {
     let redactor = Redactor::new(None);
     let unavailable =
         |e: sqlx::Error| StoreError::Unavailable(format!("SQLite store {path:?}: {e}"));
-    let conn = options.connect().await.map_err(unavailable)?;
-    migrate::sqlite(conn, &redactor).await?;
-    let pool = SqlitePoolOptions::new()
-        .max_connections(POOL_SIZE)
-        .acquire_timeout(WAIT)
-        .connect_with(options)
+    let conn = while_locked(|| options.connect())
         .await
         .map_err(unavailable)?;
+    migrate::sqlite(conn, &redactor).await?;
+    let pool = while_locked(|| {
+        SqlitePoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .acquire_timeout(WAIT)
+            .connect_with(options.clone())
+    })
+    .await
+    .map_err(unavailable)?;
     Ok(Backend::Sqlite(sqlite::Db { pool, redactor }))
+}
+
+/// Retries `connect` while SQLite says "database is locked", for up to [`WAIT`]. Connecting
+/// switches a fresh file to WAL, which needs a moment without other locks: while another
+/// node migrates the same file, SQLite refuses at once instead of using its busy timeout.
+async fn while_locked<T, F>(connect: impl Fn() -> F) -> std::result::Result<T, sqlx::Error>
+where
+    F: Future<Output = std::result::Result<T, sqlx::Error>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match connect().await {
+            Err(sqlx::Error::Database(e))
+                if e.code().as_deref() == Some("5") && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 async fn open_postgres(url: &str) -> Result<Backend> {

@@ -211,29 +211,8 @@ pub(crate) async fn lookup(
             head_only,
             validators: Validators::of(&out.headers),
         };
-        if let Some((key, obj)) = find(cache, &primary, &out.headers) {
-            let Head::Response(head) = &obj.head else {
-                return Lookup::Forward(Pending::Bypass("variants"));
-            };
-            return match head.stored(now).usable(&directives) {
-                Use::Fresh => answer(obj, Outcome::Hit, None, out),
-                Use::StaleWhileRevalidate => {
-                    // One refresh at a time; others get the stale copy meanwhile.
-                    let refresh = lead(cache, &primary).ok().map(|leader| {
-                        let mut f = fill(out, Some((key, obj.clone())), Some(leader));
-                        f.head_only = false;
-                        Pending::Fill(Box::new(f))
-                    });
-                    answer(obj, Outcome::Stale("stale-while-revalidate"), refresh, out)
-                }
-                Use::Revalidate if directives.only_if_cached => Lookup::NotCached,
-                Use::Revalidate => {
-                    let leader = lead(cache, &primary).ok();
-                    let f = fill(out, Some((key, obj.clone())), leader);
-                    add_validators(head, &mut out.headers);
-                    Lookup::Forward(Pending::Fill(Box::new(f)))
-                }
-            };
+        if let Some(found) = find(cache, &primary, &out.headers) {
+            return use_stored(cache, (&primary, found, now), &directives, out, &fill);
         }
         if directives.only_if_cached {
             return Lookup::NotCached;
@@ -252,6 +231,41 @@ pub(crate) async fn lookup(
                 let _ = tokio::time::timeout(rc.lock_timeout, done.changed()).await;
                 waited = true;
             }
+        }
+    }
+}
+
+/// Makes the [`Fill`] of a request that goes upstream (or refreshes in the background).
+type MakeFill<'f> = dyn Fn(&Outgoing, Option<(Vec<u8>, Stored)>, Option<Leader>) -> Fill + 'f;
+
+/// A stored response was found: use it, use it stale while it is refreshed, or revalidate.
+fn use_stored(
+    cache: &Arc<CacheRt>,
+    (primary, (key, obj), now): (&[u8], (Vec<u8>, Stored), i64),
+    directives: &RequestDirectives,
+    out: &mut Outgoing,
+    fill: &MakeFill<'_>,
+) -> Lookup {
+    let Head::Response(head) = &obj.head else {
+        return Lookup::Forward(Pending::Bypass("variants"));
+    };
+    match head.stored(now).usable(directives) {
+        Use::Fresh => answer(obj, Outcome::Hit, None, out),
+        Use::StaleWhileRevalidate => {
+            // One refresh at a time; others get the stale copy meanwhile.
+            let refresh = lead(cache, primary).ok().map(|leader| {
+                let mut f = fill(out, Some((key, obj.clone())), Some(leader));
+                f.head_only = false;
+                Pending::Fill(Box::new(f))
+            });
+            answer(obj, Outcome::Stale("stale-while-revalidate"), refresh, out)
+        }
+        Use::Revalidate if directives.only_if_cached => Lookup::NotCached,
+        Use::Revalidate => {
+            let leader = lead(cache, primary).ok();
+            let f = fill(out, Some((key, obj.clone())), leader);
+            add_validators(head, &mut out.headers);
+            Lookup::Forward(Pending::Fill(Box::new(f)))
         }
     }
 }
