@@ -17,10 +17,14 @@ use crate::body::JsonBody;
 use crate::error::{ApiError, Detail, ErrorBody};
 use crate::state::AdminState;
 
+/// A purge in progress; it ends with how many objects went.
+pub type PurgeFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = usize> + Send + 'a>>;
+
 /// What the admin API needs of the gateway's cache.
 pub trait CacheControl: Send + Sync + std::fmt::Debug {
-    /// Removes matching objects on this node and tells the CDNs; returns how many went.
-    fn purge(&self, kind: PurgeKind, values: &[String]) -> usize;
+    /// Removes matching objects (on this node, and on every node through a shared store)
+    /// and tells the CDNs; ends with how many went.
+    fn purge<'a>(&'a self, kind: PurgeKind, values: &'a [String]) -> PurgeFuture<'a>;
     fn status(&self) -> CacheStatus;
 }
 
@@ -101,7 +105,7 @@ pub(crate) async fn purge(
         (PurgeKind::Prefix, &req.prefixes),
     ] {
         if !values.is_empty() {
-            purged += cache.purge(kind, values);
+            purged += cache.purge(kind, values).await;
         }
     }
     tracing::info!(actor = %caller.actor, tags = req.tags.len(), urls = req.urls.len(), prefixes = req.prefixes.len(), purged, "cache purged");

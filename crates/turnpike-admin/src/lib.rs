@@ -41,7 +41,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use auth::Caller;
-pub use cache::{CacheControl, CacheSource, CacheStatus, CdnFailure};
+pub use cache::{CacheControl, CacheSource, CacheStatus, CdnFailure, PurgeFuture};
 pub use error::{ApiError, Detail, ErrorBody, ErrorInfo};
 pub use metrics::MetricsSource;
 pub use state::{AdminOptions, AdminState, BOOTSTRAP_ENV, BOOTSTRAP_NAME, StartError};

@@ -126,6 +126,14 @@ fn cache(e: &mut Encoder, snap: &Snapshot) {
         "Objects the memory cache holds (variant markers included).",
     );
     e.sample("turnpike_cache_objects", &[], objects);
+    e.family(
+        "turnpike_cache_redis_up",
+        Kind::Gauge,
+        "1 when the shared cache store (cache.storage on Redis) answers; no sample without one.",
+    );
+    if snap.cache.l2.is_some() {
+        e.sample("turnpike_cache_redis_up", &[], u8::from(snap.cache.shared_up()));
+    }
     let name = "turnpike_cache_cdn_purges";
     e.family(
         name,

@@ -176,7 +176,7 @@ impl Snapshot {
             &metrics,
         )?;
         let tracer = crate::trace::open(&cfg.tracing, previous, version, control)?;
-        let cache = CacheRt::build(&cfg.cache, previous.map(|p| &p.cache));
+        let cache = CacheRt::build(&cfg.cache, previous.map(|p| &p.cache), control);
         let mut specs = Vec::with_capacity(cfg.routes.len());
         let mut routes = Vec::with_capacity(cfg.routes.len());
         for r in &cfg.routes {

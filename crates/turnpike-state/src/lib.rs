@@ -43,6 +43,7 @@ mod lease;
 mod limiter;
 mod memory;
 pub mod objects;
+pub mod objects_redis;
 mod quota;
 mod redis_conn;
 

@@ -107,7 +107,25 @@ impl RedisConn {
         inv: &ScriptInvocation<'_>,
     ) -> Result<T, StateError> {
         let (generation, mut conn) = self.connection()?;
-        match tokio::time::timeout(self.shared.timeout, inv.invoke_async(&mut conn)).await {
+        let result = tokio::time::timeout(self.shared.timeout, inv.invoke_async(&mut conn)).await;
+        self.settle(generation, result)
+    }
+
+    /// Runs one command, bounded by the timeout, like [`RedisConn::invoke`].
+    pub(crate) async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StateError> {
+        let (generation, mut conn) = self.connection()?;
+        let result = tokio::time::timeout(self.shared.timeout, cmd.query_async(&mut conn)).await;
+        self.settle(generation, result)
+    }
+
+    /// What a command's outcome means for the connection: a broken connection or several
+    /// timeouts in a row mark Redis down; an error reply or one late answer do not.
+    fn settle<T>(
+        &self,
+        generation: u64,
+        result: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
+    ) -> Result<T, StateError> {
+        match result {
             Ok(Ok(v)) => {
                 self.shared.timeouts_in_a_row.store(0, Ordering::Relaxed);
                 Ok(v)

@@ -169,8 +169,13 @@ impl std::fmt::Debug for GatewayCache {
 }
 
 impl turnpike_admin::CacheControl for GatewayCache {
-    fn purge(&self, kind: turnpike_config::model::PurgeKind, values: &[String]) -> usize {
-        self.0.snapshot().cache.purge(kind, values)
+    fn purge<'a>(
+        &'a self,
+        kind: turnpike_config::model::PurgeKind,
+        values: &'a [String],
+    ) -> turnpike_admin::PurgeFuture<'a> {
+        let cache = self.0.snapshot().cache.clone();
+        Box::pin(async move { cache.purge(kind, values).await })
     }
 
     fn status(&self) -> turnpike_admin::CacheStatus {

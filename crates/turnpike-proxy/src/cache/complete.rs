@@ -92,6 +92,7 @@ fn filled(
                 let mut head = (**head).clone();
                 let timing = Timing::of(resp.headers(), fill.request_time, now);
                 head.refresh(resp.headers(), timing, &rc.fallback);
+                let ttl = super::tee::shared_ttl(&head);
                 let obj = cache.store.put(
                     key,
                     Object {
@@ -101,6 +102,7 @@ fn filled(
                         tags: obj.tags.clone(),
                     },
                 );
+                super::tee::share(cache, vec![(key.clone(), obj.clone())], ttl);
                 return stored_answer(obj, Outcome::Revalidated, fill);
             }
             if status.is_server_error() && head.stored(now).serves_on_error() {
@@ -213,23 +215,31 @@ fn tags(headers: &HeaderMap, url: &str) -> Box<[Box<str>]> {
 /// After a successful unsafe request, the stored responses for its URL and for the
 /// `Location` and `Content-Location` it names (same origin only, RFC 9111 §4.4) go.
 fn invalidate(cache: &CacheRt, url: &str, resp: &HeaderMap, (scheme, host): (&str, &str)) {
-    cache.store.purge_tag(&url_tag(url));
+    let mut tags = vec![url_tag(url)];
     let origin = format!("{scheme}://{host}");
     for name in [LOCATION, CONTENT_LOCATION] {
         let Some(v) = resp.get(&name).and_then(|v| v.to_str().ok()) else {
             continue;
         };
-        let target = if v.starts_with('/') {
-            format!("{origin}{v}")
-        } else if v
+        let same_origin = v
             .strip_prefix(&origin)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?']))
-        {
-            v.to_owned()
-        } else {
-            continue;
-        };
-        cache.store.purge_tag(&url_tag(&target));
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?']));
+        if v.starts_with('/') {
+            tags.push(url_tag(&format!("{origin}{v}")));
+        } else if same_origin {
+            tags.push(url_tag(v));
+        }
+    }
+    for tag in &tags {
+        cache.store.purge_tag(tag);
+    }
+    // Other nodes drop theirs when the shared store's purge reaches them.
+    if let (Some(l2), Ok(runtime)) = (cache.l2.clone(), tokio::runtime::Handle::try_current()) {
+        runtime.spawn(async move {
+            if let Err(e) = l2.purge_tags(&tags).await {
+                tracing::debug!(error = %e, "cache: Redis invalidation skipped");
+            }
+        });
     }
 }
 

@@ -148,16 +148,32 @@ fn lead(cache: &Arc<CacheRt>, key: &[u8]) -> Result<Leader, watch::Receiver<()>>
 
 /// The stored response for a request: the object under the primary key, or, when that
 /// names the fields responses vary on, the variant for this request's values of them.
-pub(crate) fn find(cache: &CacheRt, primary: &[u8], req: &HeaderMap) -> Option<(Vec<u8>, Stored)> {
-    let obj = cache.store.get(primary)?;
+pub(crate) async fn find(
+    cache: &CacheRt,
+    primary: &[u8],
+    req: &HeaderMap,
+) -> Option<(Vec<u8>, Stored)> {
+    let obj = get(cache, primary).await?;
     match &obj.head {
         Head::Response(_) => Some((primary.to_vec(), obj)),
         Head::Variants(names) => {
             let key = variant_key(primary, names, req);
-            let found = cache.store.get(&key)?;
+            let found = get(cache, &key).await?;
             matches!(found.head, Head::Response(_)).then_some((key, found))
         }
     }
+}
+
+/// From memory, else from the shared store (and then kept in memory too). Redis being
+/// slow or down makes a miss, never an error.
+async fn get(cache: &CacheRt, key: &[u8]) -> Option<Stored> {
+    if let Some(obj) = cache.store.get(key) {
+        return Some(obj);
+    }
+    let l2 = cache.l2.as_ref()?;
+    let bytes = l2.get(key).await.ok()??;
+    let obj = super::codec::decode(&bytes)?;
+    Some(cache.store.put(key, obj))
 }
 
 /// The key of one variant: the primary key, a separator no primary key ends with, and
@@ -211,7 +227,7 @@ pub(crate) async fn lookup(
             head_only,
             validators: Validators::of(&out.headers),
         };
-        if let Some(found) = find(cache, &primary, &out.headers) {
+        if let Some(found) = find(cache, &primary, &out.headers).await {
             return use_stored(cache, (&primary, found, now), &directives, out, &fill);
         }
         if directives.only_if_cached {

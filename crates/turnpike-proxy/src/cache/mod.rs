@@ -12,6 +12,7 @@
 //! - [`cdn`]: purge fan-out to CDN webhooks.
 
 pub mod cdn;
+pub(crate) mod codec;
 pub(crate) mod complete;
 pub(crate) mod entry;
 pub(crate) mod lookup;
@@ -23,11 +24,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use tokio::runtime::Handle;
+
 use turnpike_config::model::{CachePolicy, CacheStore, Config, PurgeKind, Route};
 use turnpike_policy::cache::freshness::Fallback;
 use turnpike_policy::cache::key::{Extra, KeySpec};
 use turnpike_policy::cache::storable::HEURISTIC_STATUSES;
 use turnpike_state::objects::ObjectStore;
+use turnpike_state::objects_redis::{self, RedisObjects};
 
 use entry::Head;
 
@@ -42,6 +46,10 @@ pub struct CacheRt {
     pub(crate) inflight: Mutex<HashMap<Box<[u8]>, lookup::Waiter>>,
     counters: Mutex<HashMap<Arc<str>, Arc<CacheCounters>>>,
     pub(crate) cdn: Arc<cdn::Purger>,
+    /// The shared store behind the memory one (`storage: redis://...`).
+    pub(crate) l2: Option<RedisObjects>,
+    /// Held while this store is in use; the purge subscriber stops once it is gone.
+    alive: Arc<()>,
     /// The settings the store was made from; a reload that changes them starts empty.
     settings: (u64, String, String),
 }
@@ -74,8 +82,13 @@ impl CacheCounters {
 
 impl CacheRt {
     /// The cache for `cfg`: `previous`'s when its storage settings are unchanged (entries
-    /// survive the reload), else a new, empty one.
-    pub fn build(cfg: &CacheStore, previous: Option<&Arc<CacheRt>>) -> Arc<CacheRt> {
+    /// survive the reload), else a new, empty one. With Redis storage, the connection and
+    /// the purge subscriber run on `control`.
+    pub fn build(
+        cfg: &CacheStore,
+        previous: Option<&Arc<CacheRt>>,
+        control: &Handle,
+    ) -> Arc<CacheRt> {
         let settings = (
             cfg.memory.bytes(),
             cfg.storage.clone(),
@@ -91,16 +104,25 @@ impl CacheRt {
                 inflight: Mutex::default(),
                 counters: Mutex::new(lock(&prev.counters).clone()),
                 cdn: cdn.inherit(&prev.cdn),
+                l2: prev.l2.clone(),
+                alive: prev.alive.clone(),
                 settings,
             });
         }
+        let store = ObjectStore::memory(cfg.memory.bytes());
+        let alive = Arc::new(());
+        let l2 = cfg
+            .redis_url()
+            .and_then(|url| shared_store(cfg, url, (&store, &alive), control));
         Arc::new(CacheRt {
-            store: ObjectStore::memory(cfg.memory.bytes()),
+            store,
             max_object: cfg.max_object.bytes(),
             x_cache: cfg.x_cache,
             inflight: Mutex::default(),
             counters: Mutex::default(),
             cdn,
+            l2,
+            alive,
             settings,
         })
     }
@@ -123,24 +145,39 @@ impl CacheRt {
         all
     }
 
+    /// Whether the shared store (Redis) answers; false without one.
+    pub fn shared_up(&self) -> bool {
+        self.l2.as_ref().is_some_and(RedisObjects::is_up)
+    }
+
     /// Bytes and objects held now.
     pub fn usage(&self) -> (u64, u64) {
         (self.store.bytes(), self.store.entries())
     }
 
-    /// Removes what matches locally, then tells the CDNs (in the background). Returns how
-    /// many objects this node dropped.
-    pub fn purge(&self, kind: PurgeKind, values: &[String]) -> usize {
-        let mut n = 0;
-        for v in values {
-            n += match kind {
-                PurgeKind::Tag => self.store.purge_tag(v),
-                PurgeKind::Url => self.store.purge_tag(&url_tag(v)),
-                PurgeKind::Prefix => self.store.purge_prefix(v),
-            };
+    /// Removes what matches here and in the shared store (whose purge reaches every node),
+    /// then tells the CDNs in the background. Returns how many objects went.
+    pub async fn purge(&self, kind: PurgeKind, values: &[String]) -> usize {
+        let tags: Vec<String> = match kind {
+            PurgeKind::Tag => values.to_vec(),
+            PurgeKind::Url => values.iter().map(|v| url_tag(v)).collect(),
+            PurgeKind::Prefix => Vec::new(),
+        };
+        let mut local = 0;
+        for tag in &tags {
+            local += self.store.purge_tag(tag);
         }
+        if kind == PurgeKind::Prefix {
+            for v in values {
+                local += self.store.purge_prefix(v);
+            }
+        }
+        let shared = match &self.l2 {
+            Some(l2) => shared_purge(l2, kind, values, tags).await,
+            None => 0,
+        };
         self.cdn.send(kind, values);
-        n
+        local.max(shared)
     }
 
     /// Purges sent to CDN endpoints: accepted, and failed after retries.
@@ -156,6 +193,53 @@ impl CacheRt {
     pub fn cdn_failures(&self) -> Vec<cdn::Failure> {
         self.cdn.failures()
     }
+}
+
+/// The Redis store and the subscriber that applies every node's purges to `store`.
+fn shared_store(
+    cfg: &CacheStore,
+    url: &str,
+    (store, alive): (&ObjectStore<Head>, &Arc<()>),
+    control: &Handle,
+) -> Option<RedisObjects> {
+    let l2 = RedisObjects::new(url, &cfg.redis_prefix, cfg.redis_timeout.as_std(), control)
+        .inspect_err(|e| tracing::error!(error = %e, "cache storage: Redis not used"))
+        .ok()?;
+    let (local, token) = (store.clone(), Arc::downgrade(alive));
+    let subscribed = objects_redis::subscribe(
+        url,
+        l2.channel(),
+        control,
+        move || token.strong_count() > 0,
+        move |tag| {
+            local.purge_tag(tag);
+        },
+    );
+    if let Err(e) = subscribed {
+        tracing::error!(error = %e, "cache storage: purges from other nodes will not be seen");
+    }
+    Some(l2)
+}
+
+/// A purge in the shared store; a prefix is turned into the URL tags it covers first.
+async fn shared_purge(
+    l2: &RedisObjects,
+    kind: PurgeKind,
+    values: &[String],
+    mut tags: Vec<String>,
+) -> usize {
+    if kind == PurgeKind::Prefix {
+        for v in values {
+            match l2.url_tags_with_prefix(&url_tag(v)).await {
+                Ok(found) => tags.extend(found),
+                Err(e) => tracing::warn!(error = %e, "cache purge: Redis prefix scan failed"),
+            }
+        }
+    }
+    l2.purge_tags(&tags)
+        .await
+        .inspect_err(|e| tracing::warn!(error = %e, "cache purge: Redis did not answer"))
+        .unwrap_or(0)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

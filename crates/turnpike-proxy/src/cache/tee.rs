@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use turnpike_state::objects::Object;
@@ -29,20 +30,21 @@ pub(crate) struct Storing {
 }
 
 impl Storing {
-    /// Stores the object (and the variants marker); then lets waiting requests look again.
+    /// Stores the object (and the variants marker), here and in the shared store; then
+    /// lets waiting requests look again.
     pub(crate) fn store(self, body: Bytes) -> Arc<Object<Head>> {
         let store = &self.cache.store;
-        if let Some((primary, names)) = self.marker {
-            store.put(
-                &primary,
-                Object {
-                    head: Head::Variants(names),
-                    body: Bytes::new(),
-                    url: self.url.clone(),
-                    tags: self.tags.clone(),
-                },
-            );
-        }
+        let ttl = shared_ttl(&self.head);
+        let marker = self.marker.map(|(primary, names)| {
+            let marker = Object {
+                head: Head::Variants(names),
+                body: Bytes::new(),
+                url: self.url.clone(),
+                tags: self.tags.clone(),
+            };
+            let obj = store.put(&primary, marker);
+            (primary, obj)
+        });
         let obj = store.put(
             &self.key,
             Object {
@@ -52,10 +54,36 @@ impl Storing {
                 tags: self.tags,
             },
         );
+        let mut writes = vec![(self.key, obj.clone())];
+        writes.extend(marker);
+        share(&self.cache, writes, ttl);
         self.counters.stored.fetch_add(1, Ordering::Relaxed);
         drop(self.leader);
         obj
     }
+}
+
+/// How long the shared store keeps an object: its lifetime, the stale windows it allows,
+/// and a minute to revalidate it in.
+pub(crate) fn shared_ttl(head: &StoredHead) -> Duration {
+    let d = &head.directives;
+    let stale = d.stale_while_revalidate.unwrap_or_default() + d.stale_if_error.unwrap_or_default();
+    (head.lifetime + stale + Duration::from_secs(60)).min(Duration::from_secs(30 * 24 * 3600))
+}
+
+/// Writes objects to the shared store in the background (the client never waits for it).
+pub(crate) fn share(cache: &CacheRt, writes: Vec<(Vec<u8>, Arc<Object<Head>>)>, ttl: Duration) {
+    let (Some(l2), Ok(runtime)) = (cache.l2.clone(), tokio::runtime::Handle::try_current()) else {
+        return;
+    };
+    runtime.spawn(async move {
+        for (key, obj) in writes {
+            let bytes = super::codec::encode(&obj);
+            if let Err(e) = l2.put(&key, &bytes, &obj.tags, ttl).await {
+                tracing::debug!(error = %e, "cache: Redis write skipped");
+            }
+        }
+    });
 }
 
 /// Collects a body for [`Storing`], up to `max` bytes.

@@ -8,5 +8,6 @@ mod coalesce;
 mod keys;
 mod purge;
 mod rfc;
+mod shared;
 mod stale;
 mod support;

@@ -40,22 +40,22 @@ async fn purges_by_tag_url_and_prefix() {
             .header("surrogate-key")
             .is_none()
     );
-    assert_eq!(cache.purge(PurgeKind::Tag, &["item-1".into()]), 1);
+    assert_eq!(cache.purge(PurgeKind::Tag, &["item-1".into()]).await, 1);
     assert!(refetched(&gw, "/items/1", &one).await);
     assert!(!refetched(&gw, "/items/2", &two).await);
     assert_eq!(
-        cache.purge(PurgeKind::Tag, &["items".into()]),
+        cache.purge(PurgeKind::Tag, &["items".into()]).await,
         2,
         "Cache-Tag values count too"
     );
     assert!(refetched(&gw, "/items/2", &two).await);
     // URLs are scheme://host/path?query as clients ask for them, without the port.
     let url = "http://127.0.0.1/users/1".to_owned();
-    assert_eq!(cache.purge(PurgeKind::Url, &[url]), 1);
+    assert_eq!(cache.purge(PurgeKind::Url, &[url]).await, 1);
     assert!(refetched(&gw, "/users/1", &other).await);
     let one = get(&gw, "/items/1", &[]).await.text();
     let prefix = "http://127.0.0.1/items/".to_owned();
-    assert_eq!(cache.purge(PurgeKind::Prefix, &[prefix]), 2);
+    assert_eq!(cache.purge(PurgeKind::Prefix, &[prefix]).await, 2);
     assert!(refetched(&gw, "/items/1", &one).await);
 }
 
@@ -82,8 +82,10 @@ async fn purges_fan_out_to_the_cdn_webhook() {
     );
     let (gw, _up) = tagged_gateway(&store).await;
     let cache = gw.gateway.shared().snapshot().cache.clone();
-    cache.purge(PurgeKind::Tag, &["item-1".into(), "items".into()]);
-    cache.purge(PurgeKind::Url, &["http://x/y".into()]);
+    cache
+        .purge(PurgeKind::Tag, &["item-1".into(), "items".into()])
+        .await;
+    cache.purge(PurgeKind::Url, &["http://x/y".into()]).await;
     eventually("the CDN purge", || !seen.lock().unwrap().is_empty()).await;
     let got = seen.lock().unwrap()[0].clone();
     assert_eq!(got.method, http::Method::POST);
@@ -108,7 +110,7 @@ async fn failed_cdn_purges_are_retried_then_recorded() {
     );
     let (gw, _up) = tagged_gateway(&store).await;
     let cache = gw.gateway.shared().snapshot().cache.clone();
-    cache.purge(PurgeKind::Tag, &["a b".into()]);
+    cache.purge(PurgeKind::Tag, &["a b".into()]).await;
     eventually("the failure record", || !cache.cdn_failures().is_empty()).await;
     let f = &cache.cdn_failures()[0];
     assert_eq!(
