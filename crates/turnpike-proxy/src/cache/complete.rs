@@ -53,6 +53,7 @@ pub(crate) fn complete(
         Pending::Fill(fill) => return filled(cache, rc, *fill, resp),
     };
     finish_headers(cache, rc, resp.headers_mut(), outcome, status);
+    rc.counters.count(outcome);
     Completed::Upstream(None)
 }
 
@@ -75,7 +76,6 @@ fn finish_headers(
         (None, Some(status.as_u16())),
         cache.x_cache,
     );
-    rc.counters.count(outcome);
 }
 
 fn filled(
@@ -110,8 +110,13 @@ fn filled(
             }
         }
     }
+    // A background refresh is not a client's request: the stale answer was counted.
+    let counted = !fill.background;
     let (tee, outcome) = store_new(cache, rc, fill, resp, now);
     finish_headers(cache, rc, resp.headers_mut(), outcome, status);
+    if counted {
+        rc.counters.count(outcome);
+    }
     Completed::Upstream(tee)
 }
 

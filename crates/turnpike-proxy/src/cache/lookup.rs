@@ -99,6 +99,8 @@ pub(crate) struct Fill {
     /// Held while this request fetches for others waiting on the same key.
     pub(crate) leader: Option<Leader>,
     pub(crate) head_only: bool,
+    /// A stale-while-revalidate refresh, which no client waits for.
+    pub(crate) background: bool,
     /// The client's own validators (the cache may replace them with its own).
     pub(crate) validators: Validators,
 }
@@ -225,6 +227,7 @@ pub(crate) async fn lookup(
             stored,
             leader,
             head_only,
+            background: false,
             validators: Validators::of(&out.headers),
         };
         if let Some(found) = find(cache, &primary, &out.headers).await {
@@ -272,6 +275,7 @@ fn use_stored(
             let refresh = lead(cache, primary).ok().map(|leader| {
                 let mut f = fill(out, Some((key, obj.clone())), Some(leader));
                 f.head_only = false;
+                f.background = true;
                 Pending::Fill(Box::new(f))
             });
             answer(obj, Outcome::Stale("stale-while-revalidate"), refresh, out)
