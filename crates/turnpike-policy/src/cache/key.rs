@@ -42,7 +42,12 @@ impl KeySpec {
         let mut key = Vec::with_capacity(64 + x.path.len());
         part(&mut key, b"GET");
         part(&mut key, x.scheme.as_bytes());
-        part(&mut key, x.host.to_ascii_lowercase().as_bytes());
+        // The gateway hands over hosts already lower-case; copy only when one is not.
+        if x.host.bytes().any(|b| b.is_ascii_uppercase()) {
+            part(&mut key, x.host.to_ascii_lowercase().as_bytes());
+        } else {
+            part(&mut key, x.host.as_bytes());
+        }
         part(&mut key, x.path.as_bytes());
         part(&mut key, self.query(x.query.unwrap_or("")).as_bytes());
         for extra in &self.extras {
@@ -57,9 +62,9 @@ impl KeySpec {
         key
     }
 
-    fn query(&self, query: &str) -> String {
+    fn query<'q>(&self, query: &'q str) -> std::borrow::Cow<'q, str> {
         if !self.sort_query && self.ignore_params.is_empty() {
-            return query.to_owned();
+            return std::borrow::Cow::Borrowed(query);
         }
         let mut params: Vec<&str> = query
             .split('&')
@@ -72,7 +77,7 @@ impl KeySpec {
         if self.sort_query {
             params.sort_unstable();
         }
-        params.join("&")
+        std::borrow::Cow::Owned(params.join("&"))
     }
 }
 

@@ -323,7 +323,7 @@ pub(crate) fn respond(
         headers.remove(&SURROGATE_KEY);
         headers.remove(&CACHE_TAG);
     }
-    let ttl = Some(head.ttl(now));
+    let ttl = (answer.outcome != Outcome::Hit).then(|| head.ttl(now));
     let fwd = matches!(answer.outcome, Outcome::Revalidated).then_some(304);
     label(&mut headers, answer.outcome, (ttl, fwd), cache.x_cache);
     rc.counters.count(answer.outcome);

@@ -164,6 +164,10 @@ impl Outcome {
     /// for those the upstream answered.
     pub(crate) fn cache_status(self, ttl: Option<i64>, fwd_status: Option<u16>) -> HeaderValue {
         use std::fmt::Write;
+        // The common case costs no formatting (RFC 9211's `ttl` is optional).
+        if self == Self::Hit {
+            return HeaderValue::from_static("Turnpike; hit");
+        }
         let mut s = String::from("Turnpike");
         match self {
             Self::Hit => s.push_str("; hit"),

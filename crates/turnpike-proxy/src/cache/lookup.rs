@@ -3,6 +3,7 @@
 //! stale while it is refreshed, or must be revalidated; on a miss, let one request fetch
 //! while identical ones wait for it (request coalescing, bounded by `lock_timeout`).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -150,18 +151,18 @@ fn lead(cache: &Arc<CacheRt>, key: &[u8]) -> Result<Leader, watch::Receiver<()>>
 
 /// The stored response for a request: the object under the primary key, or, when that
 /// names the fields responses vary on, the variant for this request's values of them.
-pub(crate) async fn find(
+pub(crate) async fn find<'p>(
     cache: &CacheRt,
-    primary: &[u8],
+    primary: &'p [u8],
     req: &HeaderMap,
-) -> Option<(Vec<u8>, Stored)> {
+) -> Option<(Cow<'p, [u8]>, Stored)> {
     let obj = get(cache, primary).await?;
     match &obj.head {
-        Head::Response(_) => Some((primary.to_vec(), obj)),
+        Head::Response(_) => Some((Cow::Borrowed(primary), obj)),
         Head::Variants(names) => {
             let key = variant_key(primary, names, req);
             let found = get(cache, &key).await?;
-            matches!(found.head, Head::Response(_)).then_some((key, found))
+            matches!(found.head, Head::Response(_)).then_some((Cow::Owned(key), found))
         }
     }
 }
@@ -260,7 +261,7 @@ type MakeFill<'f> = dyn Fn(&Outgoing, Option<(Vec<u8>, Stored)>, Option<Leader>)
 /// A stored response was found: use it, use it stale while it is refreshed, or revalidate.
 fn use_stored(
     cache: &Arc<CacheRt>,
-    (primary, (key, obj), now): (&[u8], (Vec<u8>, Stored), i64),
+    (primary, (key, obj), now): (&[u8], (Cow<'_, [u8]>, Stored), i64),
     directives: &RequestDirectives,
     out: &mut Outgoing,
     fill: &MakeFill<'_>,
@@ -273,7 +274,7 @@ fn use_stored(
         Use::StaleWhileRevalidate => {
             // One refresh at a time; others get the stale copy meanwhile.
             let refresh = lead(cache, primary).ok().map(|leader| {
-                let mut f = fill(out, Some((key, obj.clone())), Some(leader));
+                let mut f = fill(out, Some((key.into_owned(), obj.clone())), Some(leader));
                 f.head_only = false;
                 f.background = true;
                 Pending::Fill(Box::new(f))
@@ -283,7 +284,7 @@ fn use_stored(
         Use::Revalidate if directives.only_if_cached => Lookup::NotCached,
         Use::Revalidate => {
             let leader = lead(cache, primary).ok();
-            let f = fill(out, Some((key, obj.clone())), leader);
+            let f = fill(out, Some((key.into_owned(), obj.clone())), leader);
             add_validators(head, &mut out.headers);
             Lookup::Forward(Pending::Fill(Box::new(f)))
         }

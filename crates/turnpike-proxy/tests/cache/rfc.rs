@@ -23,7 +23,7 @@ async fn fresh_responses_are_served_from_the_cache_with_age_and_cache_status() {
     assert_eq!((second.text().as_str(), x_cache(&second)), ("n=1", "HIT"));
     assert_eq!(second.header("age"), Some("0"));
     let status = second.header("cache-status").unwrap();
-    assert!(status.starts_with("Turnpike; hit; ttl="), "{status}");
+    assert_eq!(status, "Turnpike; hit");
     assert_eq!(up.hits(), 1);
     // Another URL is another entry.
     assert_eq!(get(&gw, "/other", &[]).await.text(), "n=2");
