@@ -159,7 +159,7 @@ pub struct Route {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub validate: Value,
-    /// `enabled`, `default_ttl`, `heuristic_percent`, `heuristic_max`, `statuses`, `key`
+    /// `enabled`, `default_ttl`, `heuristic_percent`, `heuristic_max`, `statuses`, `methods`, `key`
     /// (`sort_query`, `ignore_params`, `headers`, `consumer`), `lock_timeout`, `strip_tags`:
     /// response caching (docs/caching.md).
     #[serde(default)]

@@ -28,6 +28,7 @@ fn absent_sections_take_the_defaults_and_routes_do_not_cache() {
     assert_eq!(p, CachePolicy::default());
     assert!(p.enabled && p.default_ttl.is_none() && p.heuristic_percent.is_none());
     assert!(p.strip_tags && p.key.consumer.is_none());
+    assert_eq!(p.methods, ["GET", "HEAD"]);
 }
 
 #[test]
@@ -56,6 +57,7 @@ fn every_key_loads() {
       heuristic_percent: 10
       heuristic_max: 1h
       statuses: [200, 404]
+      methods: [GET, HEAD, POST]
       key: {sort_query: true, ignore_params: [utm_source], headers: [accept-language], consumer: false}
       lock_timeout: 2s
       strip_tags: false
@@ -82,6 +84,7 @@ fn every_key_loads() {
         (true, Some(false), false)
     );
     assert_eq!(p.heuristic_percent, Some(10));
+    assert_eq!(p.methods, ["GET", "HEAD", "POST"]);
 }
 
 #[test]
@@ -171,11 +174,18 @@ fn bad_policies_are_located() {
       key: {headers: [\"x y\"], ignore_params: [\"a=b\"]}
       lock_timeout: 2m
       ttl: 5s
+      methods: [GET, PUT]
 ",
     );
     let all = printed(&yaml);
-    assert_eq!(all.len(), 9, "{}", all.join("\n"));
+    assert_eq!(all.len(), 10, "{}", all.join("\n"));
     assert_has(&all, "16:7", "routes[0].cache.ttl", "unknown field `ttl`");
+    assert_has(
+        &all,
+        "17:22",
+        "routes[0].cache.methods[1]",
+        "method \"PUT\" cannot be cached",
+    );
     assert_has(
         &all,
         "11:20",

@@ -332,6 +332,7 @@ async fn exchange(
             path: uri.path(),
             query: uri.query(),
             consumer,
+            body: None,
         };
         return cache::phase::exchange((&snap.cache, rc), req, (upstream, out, body, hash)).await;
     }

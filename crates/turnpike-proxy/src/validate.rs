@@ -47,7 +47,7 @@ pub(crate) async fn request(
     Ok(Request::from_parts(parts, RequestBody::buffered(bytes)))
 }
 
-fn read_error(e: BodyError) -> GatewayError {
+pub(crate) fn read_error(e: BodyError) -> GatewayError {
     match e {
         BodyError::TooLarge => GatewayError::BodyTooLarge,
         BodyError::Idle | BodyError::TooSlow => GatewayError::RequestTimeout,

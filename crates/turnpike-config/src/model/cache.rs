@@ -136,6 +136,9 @@ pub struct CachePolicy {
     /// (200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub statuses: Option<Vec<u16>>,
+    /// Methods whose responses are cached: `GET` and `HEAD` (answered from a stored
+    /// `GET`), and on request `POST`, keyed by its body as well (bodies up to 64KiB).
+    pub methods: Vec<String>,
     pub key: CacheKey,
     /// Longest wait for an identical request already on its way upstream before going
     /// upstream too (request coalescing).
@@ -153,6 +156,7 @@ impl Default for CachePolicy {
             heuristic_percent: None,
             heuristic_max: Duration::from_millis(24 * 3600 * 1000),
             statuses: None,
+            methods: vec!["GET".to_owned(), "HEAD".to_owned()],
             key: CacheKey::default(),
             lock_timeout: Duration::from_millis(5000),
             strip_tags: true,

@@ -115,6 +115,14 @@ fn policy(c: &mut Checker<'_>, at: &str, p: &CachePolicy) {
             c.err(format!("{at}.statuses[{i}]"), msg);
         }
     }
+    for (i, m) in p.methods.iter().enumerate() {
+        if !matches!(m.as_str(), "GET" | "HEAD" | "POST") {
+            let msg = format!(
+                "method {m:?} cannot be cached: expected GET, HEAD or POST (upper-case); other methods change state and invalidate instead"
+            );
+            c.err(format!("{at}.methods[{i}]"), msg);
+        }
+    }
     for (i, name) in p.key.headers.iter().enumerate() {
         if let Err(msg) = lexical::header_name(name) {
             c.err(format!("{at}.key.headers[{i}]"), msg);

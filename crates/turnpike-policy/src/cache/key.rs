@@ -28,6 +28,10 @@ pub struct KeySpec {
 /// What a key is made of, from one request.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyInput<'a> {
+    /// `GET` for GET and HEAD (which share entries), `POST` for cached POSTs.
+    pub method: &'a str,
+    /// A cached POST's body: part of its key.
+    pub body: Option<&'a [u8]>,
     pub scheme: &'a str,
     pub host: &'a str,
     pub path: &'a str,
@@ -40,7 +44,7 @@ impl KeySpec {
     /// The primary key; parts are length-prefixed so no value can pose as two.
     pub fn primary(&self, x: &KeyInput<'_>) -> Vec<u8> {
         let mut key = Vec::with_capacity(64 + x.path.len());
-        part(&mut key, b"GET");
+        part(&mut key, x.method.as_bytes());
         part(&mut key, x.scheme.as_bytes());
         // The gateway hands over hosts already lower-case; copy only when one is not.
         if x.host.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -58,6 +62,9 @@ impl KeySpec {
                 }
                 Extra::Consumer => part(&mut key, x.consumer.unwrap_or("").as_bytes()),
             }
+        }
+        if let Some(body) = x.body {
+            part(&mut key, body);
         }
         key
     }
@@ -117,6 +124,8 @@ mod tests {
         consumer: Option<&'a str>,
     ) -> KeyInput<'a> {
         KeyInput {
+            method: "GET",
+            body: None,
             scheme: "https",
             host: "API.example.com",
             path: "/items",

@@ -28,6 +28,8 @@ pub(crate) struct CacheRequest<'a> {
     pub(crate) path: &'a str,
     pub(crate) query: Option<&'a str>,
     pub(crate) consumer: Option<&'a str>,
+    /// A POST's body, read in full, when the route caches POSTs and it is small enough.
+    pub(crate) body: Option<&'a [u8]>,
 }
 
 impl CacheRequest<'_> {
@@ -196,19 +198,19 @@ pub(crate) async fn lookup(
     out: &mut Outgoing,
 ) -> Lookup {
     let head_only = out.method == Method::HEAD;
-    if out.method != Method::GET && !head_only {
-        return Lookup::Forward(if is_unsafe(&out.method) {
-            Pending::Invalidate {
-                url: req.url(),
-                scheme: req.scheme,
-                host: req.host.to_owned(),
-            }
-        } else {
-            Pending::Bypass("method")
-        });
+    let (cached, key_method) = match out.method {
+        Method::GET => (rc.methods.get, "GET"),
+        Method::HEAD => (rc.methods.head, "GET"),
+        Method::POST if rc.methods.post => (req.body.is_some(), "POST"),
+        _ => (false, ""),
+    };
+    if !cached {
+        return Lookup::Forward(not_cached(rc, req, &out.method));
     }
     let directives = RequestDirectives::parse(&out.headers);
     let primary = rc.key.primary(&KeyInput {
+        method: key_method,
+        body: req.body,
         scheme: req.scheme,
         host: req.host,
         path: req.path,
@@ -311,6 +313,22 @@ pub(crate) fn add_validators(head: &StoredHead, headers: &mut HeaderMap) {
     if let Some(lm) = last_modified {
         headers.insert(IF_MODIFIED_SINCE, lm.clone());
     }
+}
+
+/// What happens to a request the route does not cache: a successful unsafe method
+/// invalidates its URL, unless it is a POST the route caches (one too large to key).
+fn not_cached(rc: &RouteCache, req: &CacheRequest<'_>, method: &Method) -> Pending {
+    if *method == Method::POST && rc.methods.post {
+        return Pending::Bypass("body");
+    }
+    if is_unsafe(method) {
+        return Pending::Invalidate {
+            url: req.url(),
+            scheme: req.scheme,
+            host: req.host.to_owned(),
+        };
+    }
+    Pending::Bypass("method")
 }
 
 /// RFC 9110 §9.2.1: methods that may change what the target serves.

@@ -253,10 +253,19 @@ pub(crate) fn url_tag(url: &str) -> String {
     format!("\0url {url}")
 }
 
+/// The methods a route caches.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Methods {
+    pub(crate) get: bool,
+    pub(crate) head: bool,
+    pub(crate) post: bool,
+}
+
 /// One route's cache policy, compiled.
 #[derive(Debug)]
 pub struct RouteCache {
     pub(crate) key: KeySpec,
+    pub(crate) methods: Methods,
     pub(crate) statuses: Vec<u16>,
     pub(crate) fallback: Fallback,
     pub(crate) lock_timeout: Duration,
@@ -296,7 +305,13 @@ impl RouteCache {
         if p.key.consumer.unwrap_or(authenticates) {
             extras.push(Extra::Consumer);
         }
+        let has = |m: &str| p.methods.iter().any(|x| x == m);
         Some(Self {
+            methods: Methods {
+                get: has("GET"),
+                head: has("HEAD"),
+                post: has("POST"),
+            },
             key: KeySpec {
                 sort_query: p.key.sort_query,
                 ignore_params: p.key.ignore_params.clone(),

@@ -35,6 +35,15 @@ pub(crate) async fn exchange(
     (upstream, mut out, body, hash): (&Arc<Upstream>, Outgoing, RequestBody, Option<u64>),
 ) -> Result<Exchanged, GatewayError> {
     let head_only = out.method == http::Method::HEAD;
+    let (body, post_body) = if out.method == http::Method::POST && rc.methods.post {
+        key_body(body, &out.headers).await?
+    } else {
+        (body, None)
+    };
+    let req = CacheRequest {
+        body: post_body.as_deref(),
+        ..req
+    };
     let mut pending = match lookup(cache, rc, &req, &mut out).await {
         Lookup::Serve(mut answer) => {
             if let Some(refresh) = answer.refresh.take() {
@@ -69,6 +78,32 @@ pub(crate) async fn exchange(
         }
         Completed::Upstream(tee) => Ok(Exchanged::Upstream(resp, held, tee)),
     }
+}
+
+/// Largest POST body a cached POST is keyed by; bigger ones (or ones of unknown length)
+/// pass through uncached.
+const MAX_KEYED_BODY: u64 = 64 * 1024;
+
+/// Reads a POST's body in full when it is small enough to be part of the key; it is then
+/// forwarded from memory.
+async fn key_body(
+    body: RequestBody,
+    headers: &http::HeaderMap,
+) -> Result<(RequestBody, Option<bytes::Bytes>), GatewayError> {
+    let length = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let small = length.is_some_and(|l| l <= MAX_KEYED_BODY) || body.is_end_stream();
+    if !small {
+        return Ok((body, None));
+    }
+    let bytes = body
+        .collect()
+        .await
+        .map_err(crate::validate::read_error)?
+        .to_bytes();
+    Ok((RequestBody::buffered(bytes.clone()), Some(bytes)))
 }
 
 /// Refreshes a stale entry while clients keep getting the stale copy.

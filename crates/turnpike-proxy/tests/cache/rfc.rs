@@ -6,7 +6,7 @@ use http::Method;
 use turnpike_policy::cache::freshness::format_http_date;
 use turnpike_testkit::{Reply, TestGateway};
 
-use crate::support::{WithStatus, cached, config, get, numbered, origin, send, x_cache};
+use crate::support::{WithBody, WithStatus, cached, config, get, numbered, origin, send, x_cache};
 
 #[tokio::test]
 async fn fresh_responses_are_served_from_the_cache_with_age_and_cache_status() {
@@ -323,4 +323,42 @@ async fn large_responses_pass_through_and_memory_stays_bounded() {
     let (bytes, objects) = gw.gateway.shared().snapshot().cache.usage();
     assert!(bytes <= 64 * 1024, "{bytes} bytes held");
     assert!(objects > 10, "it still holds a useful number ({objects})");
+}
+
+#[tokio::test]
+async fn posts_are_cached_only_when_configured_and_keyed_by_their_body() {
+    let (up, _) = origin(|n, seen| {
+        let body = String::from_utf8_lossy(&seen.body).into_owned();
+        numbered(n, &[("cache-control", "max-age=60")]).body_text(&format!("n={n} {body}"))
+    })
+    .await;
+    let gw = TestGateway::start(&config("", "{methods: [GET, POST]}", &up.url())).await;
+    let post = |body: &'static str| {
+        let gw = &gw;
+        async move {
+            gw.client
+                .request(Method::POST, &gw.url("/search"), &[], body)
+                .await
+        }
+    };
+    let a = post("{\"q\":\"a\"}").await;
+    assert_eq!(
+        (a.text().as_str(), x_cache(&a)),
+        ("n=1 {\"q\":\"a\"}", "MISS")
+    );
+    let again = post("{\"q\":\"a\"}").await;
+    assert_eq!(
+        (again.text().as_str(), x_cache(&again)),
+        ("n=1 {\"q\":\"a\"}", "HIT")
+    );
+    assert_eq!(post("{\"q\":\"b\"}").await.text(), "n=2 {\"q\":\"b\"}");
+    // A cached POST does not invalidate, and GET has entries of its own.
+    assert_eq!(get(&gw, "/search", &[]).await.text(), "n=3 ");
+    assert_eq!(x_cache(&post("{\"q\":\"a\"}").await), "HIT");
+    // HEAD is not in this route's methods: it goes upstream.
+    assert_eq!(
+        x_cache(&send(&gw, Method::HEAD, "/search", &[]).await),
+        "BYPASS"
+    );
+    assert_eq!(up.hits(), 4);
 }
