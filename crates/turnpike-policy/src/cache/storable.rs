@@ -2,7 +2,7 @@
 //! cache keeps of its headers.
 
 use http::header::{AUTHORIZATION, CONNECTION, SET_COOKIE, VARY};
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
 use super::directives::{RequestDirectives, ResponseDirectives};
 
@@ -98,29 +98,36 @@ pub fn vary_names(resp: &HeaderMap) -> impl Iterator<Item = String> + '_ {
 }
 
 /// The headers the cache keeps: not those that describe this one connection (§3.1).
+/// Values are copied: a parsed header value shares the connection's read buffer, and a
+/// stored one would keep that whole buffer (kilobytes) alive for as long as it is cached.
 pub fn stored_headers(resp: &HeaderMap) -> HeaderMap {
-    let mut kept = resp.clone();
-    let listed: Vec<String> = kept
+    let listed: Vec<String> = resp
         .get_all(CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|n| n.trim().to_ascii_lowercase())
         .collect();
-    for name in listed {
-        kept.remove(name.as_str());
-    }
-    for name in [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-authenticate",
-        "proxy-authentication-info",
-    ] {
-        kept.remove(name);
+    let mut kept = HeaderMap::with_capacity(resp.len());
+    for (name, value) in resp {
+        let hop = matches!(
+            name.as_str(),
+            "connection"
+                | "keep-alive"
+                | "proxy-connection"
+                | "te"
+                | "transfer-encoding"
+                | "upgrade"
+                | "proxy-authenticate"
+                | "proxy-authentication-info"
+        );
+        if hop || listed.iter().any(|l| l == name.as_str()) {
+            continue;
+        }
+        if let Ok(mut copy) = HeaderValue::from_bytes(value.as_bytes()) {
+            copy.set_sensitive(value.is_sensitive());
+            kept.append(name.clone(), copy);
+        }
     }
     kept
 }

@@ -43,16 +43,18 @@ pub(crate) struct StoredHead {
 }
 
 impl Weigh for Head {
+    /// An estimate of the memory a head holds: names, values and the map's own entries
+    /// (about 64 bytes each in `http`'s layout), plus the fixed fields.
     fn weight(&self) -> usize {
         match self {
-            Self::Variants(names) => names.iter().map(String::len).sum::<usize>() + 16,
+            Self::Variants(names) => names.iter().map(|n| n.len() + 24).sum::<usize>() + 64,
             Self::Response(h) => {
                 let headers: usize = h
                     .headers
                     .iter()
-                    .map(|(k, v)| k.as_str().len() + v.len() + 32)
+                    .map(|(k, v)| k.as_str().len() + v.len() + 64)
                     .sum();
-                headers + 128
+                headers + 256
             }
         }
     }

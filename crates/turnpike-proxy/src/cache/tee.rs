@@ -122,7 +122,14 @@ impl Tee {
     /// The body ended cleanly: store it.
     pub fn end(&mut self) {
         if let Some(storing) = self.storing.take() {
-            storing.store(std::mem::take(&mut self.buf).freeze());
+            let buf = std::mem::take(&mut self.buf);
+            // A body of unknown length grew by doubling: keep only what it holds.
+            let body = if buf.capacity() > buf.len() + buf.len() / 8 + 64 {
+                Bytes::copy_from_slice(&buf)
+            } else {
+                buf.freeze()
+            };
+            storing.store(body);
         }
     }
 }
