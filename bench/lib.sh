@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Shared helpers of the benchmark scripts (bench/run.sh, bench/auth.sh, bench/traffic.sh); sourced, not run.
+# Shared helpers of the benchmark scripts (bench/run.sh, auth.sh, traffic.sh, cache.sh,
+# observability.sh); sourced, not run.
 #
 # The sourcing script sets these first (see run.sh for their meaning):
 #   ROOT OUT RUN LOGS RES      repo root, output dir, pid files, logs, one file per result
@@ -363,4 +364,57 @@ $(nginx_http_common upstream)
 }
 EOF
   } >"$CONF/upstream.nginx.conf"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Rounds (traffic.sh, cache.sh, observability.sh): TARGET.rN.SUFFIX results over ROUNDS rounds,
+# medians, per-round ratios and their spread. auth.sh keeps its own (mean-based) versions.
+# ---------------------------------------------------------------------------------------------
+median() { # numbers on stdin -> their median (mean of the middle two for an even count)
+  sort -g | awk '{ v[NR] = $1 } END { if (!NR) { print "n/a"; exit }
+    m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print m }'
+}
+
+round_vals() { # SUFFIX TARGET -> one value per round (n/a where missing)
+  local r; for r in $(seq "$ROUNDS"); do get "$2.r$r.$1"; done
+}
+
+median_of() { # SUFFIX TARGET [DECIMALS] -> median over rounds, n/a if any round is missing
+  local vals; vals=$(round_vals "$1" "$2")
+  if grep -qv '^[0-9.]*$' <<<"$vals"; then echo n/a; return; fi
+  awk -v d="${3:-0}" '{ printf "%." d "f\n", $1 }' <<<"$(median <<<"$vals")"
+}
+
+sum_of() { round_vals "$1" "$2" | awk '$1 !~ /^[0-9]+$/ { bad = 1 } { s += $1 } END { if (bad) print "n/a"; else print s }'; }
+max_of() { round_vals "$1" "$2" | awk '$1 ~ /^[0-9.]+$/ && $1 + 0 >= m { m = $1 + 0; ok = 1 } END { if (ok) print m; else print "n/a" }'; }
+
+round_ratios() { # A B -> A/B of each round, one per line
+  local r; for r in $(seq "$ROUNDS"); do printf '%s\n' "$(ratio "$(get "$1.r$r.rps")" "$(get "$2.r$r.rps")")"; done
+}
+
+# One line of the ratio table: name|per round|min–max|median of rounds|ratio of medians|target|verdict
+ratio_line() { # NAME A B [OP LIMIT]
+  local per med spread rm verdict="" target=""
+  per=$(round_ratios "$2" "$3" | paste -sd' ' | sed 's/ /, /g')
+  if round_ratios "$2" "$3" | grep -q 'n/a'; then med=n/a spread=n/a
+  else
+    med=$(round_ratios "$2" "$3" | median | awk '{ printf "%.2f", $1 }')
+    spread=$(round_ratios "$2" "$3" | sort -g | awk 'NR == 1 { a = $1 } { b = $1 } END { print a "–" b }')
+  fi
+  rm=$(ratio "$(get "$2.rps")" "$(get "$3.rps")")
+  if [[ -n ${4:-} ]]; then
+    target="$4 $5"
+    verdict=$(verdict "$rm" "$4" "$5")
+    if [[ $verdict != n/a ]]; then
+      local below
+      below=$(round_ratios "$2" "$3" | awk -v l="$5" -v op="$4" '{ if (op == ">=" ? $1 + 0 < l + 0 : $1 + 0 > l + 0) n++ } END { print n + 0 }')
+      if ((below == 0)); then verdict+=" (every round)"; else verdict+=" ($below of $ROUNDS rounds not)"; fi
+    fi
+  fi
+  echo "$1|$per|$spread|$med|$rm|$target|$verdict"
+}
+
+cpu_diff() { # A B -> difference of the median CPU µs/req
+  awk -v a="$(median_of cpu_us "$1" 1)" -v b="$(median_of cpu_us "$2" 1)" 'BEGIN {
+    if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/) print "n/a"; else printf "%+.1f µs", a - b }'
 }

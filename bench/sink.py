@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Upload sink for bench/run.sh.
+"""Upload sink for bench/run.sh, and the trace collector of bench/observability.sh.
 
 Reads every request body to its end, throws it away and answers with the number of bytes it
 read, so the benchmark can check that a 1 GiB upload arrived whole (a proxy that answered early
@@ -16,6 +16,11 @@ CHUNK = 1 << 20
 
 class Sink(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like the other upstreams
+    # The head and the body of an answer go out in two writes; with Nagle's algorithm the
+    # second waits for the client's (delayed) ACK of the first, up to 40 ms per answer. A
+    # client that sends one request at a time (the OTLP exporter bench/observability.sh
+    # points here) would be held to ~25 requests/s.
+    disable_nagle_algorithm = True
 
     def _read_exactly(self, n: int) -> None:
         while n:
