@@ -7,78 +7,119 @@
 //! (timestamps, `intValue`) are JSON strings, enums are numbers, and field names are
 //! lowerCamelCase.
 
-use serde_json::{Map, Value, json};
+use std::io::Write;
 
-use super::context::hex;
+use super::context::hex_into;
 use super::span::{AttrValue, SpanData};
 
 /// The instrumentation scope spans are reported under.
 const SCOPE: &str = "turnpike";
 
-/// One export request body for `spans`, from the service `service_name`.
+/// One export request body for `spans`, from the service `service_name`. Written straight
+/// into bytes: building a `serde_json::Value` tree first cost several allocations per
+/// attribute, and at full sampling the exporter competes with requests for the cores.
 pub fn encode(service_name: &str, spans: &[SpanData]) -> Vec<u8> {
-    let resource = json!({
-        "attributes": [
-            attribute("service.name", &AttrValue::from(service_name.to_owned())),
-            attribute("telemetry.sdk.name", &AttrValue::from("turnpike")),
-            attribute("telemetry.sdk.language", &AttrValue::from("rust")),
-            attribute("telemetry.sdk.version", &AttrValue::from(env!("CARGO_PKG_VERSION"))),
-        ]
-    });
-    let body = json!({
-        "resourceSpans": [{
-            "resource": resource,
-            "scopeSpans": [{
-                "scope": {"name": SCOPE, "version": env!("CARGO_PKG_VERSION")},
-                "spans": spans.iter().map(span).collect::<Vec<_>>(),
-            }],
-        }]
-    });
-    // Serialising a `Value` to a Vec cannot fail (string keys, no I/O).
-    serde_json::to_vec(&body).unwrap_or_default()
+    let mut out = Vec::with_capacity(256 + spans.len() * 768);
+    out.extend_from_slice(b"{\"resourceSpans\":[{\"resource\":{\"attributes\":[");
+    let version = env!("CARGO_PKG_VERSION");
+    let resource = [
+        ("service.name", service_name),
+        ("telemetry.sdk.name", "turnpike"),
+        ("telemetry.sdk.language", "rust"),
+        ("telemetry.sdk.version", version),
+    ];
+    for (i, (k, v)) in resource.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        attribute(&mut out, k, &AttrValue::from(v.to_string()));
+    }
+    out.extend_from_slice(b"]},\"scopeSpans\":[{\"scope\":{\"name\":");
+    string(&mut out, SCOPE);
+    out.extend_from_slice(b",\"version\":");
+    string(&mut out, version);
+    out.extend_from_slice(b"},\"spans\":[");
+    for (i, s) in spans.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        span(&mut out, s);
+    }
+    out.extend_from_slice(b"]}]}]}");
+    out
 }
 
-fn span(s: &SpanData) -> Value {
-    let mut out = Map::with_capacity(11);
-    out.insert("traceId".into(), hex(&s.trace_id).into());
-    out.insert("spanId".into(), hex(&s.span_id).into());
+fn span(out: &mut Vec<u8>, s: &SpanData) {
+    out.extend_from_slice(b"{\"traceId\":");
+    hex_string(out, &s.trace_id);
+    out.extend_from_slice(b",\"spanId\":");
+    hex_string(out, &s.span_id);
     if let Some(parent) = &s.parent_span_id {
-        out.insert("parentSpanId".into(), hex(parent).into());
+        out.extend_from_slice(b",\"parentSpanId\":");
+        hex_string(out, parent);
     }
     if let Some(state) = &s.trace_state {
-        out.insert("traceState".into(), (**state).into());
+        out.extend_from_slice(b",\"traceState\":");
+        string(out, state);
     }
-    out.insert("name".into(), (*s.name).into());
-    out.insert("kind".into(), (s.kind as i64).into());
-    out.insert(
-        "startTimeUnixNano".into(),
-        s.start_unix_nanos.to_string().into(),
+    out.extend_from_slice(b",\"name\":");
+    string(out, &s.name);
+    // Writing to a Vec cannot fail.
+    let _ = write!(
+        out,
+        ",\"kind\":{},\"startTimeUnixNano\":\"{}\",\"endTimeUnixNano\":\"{}\",\"attributes\":[",
+        s.kind as i64, s.start_unix_nanos, s.end_unix_nanos
     );
-    out.insert(
-        "endTimeUnixNano".into(),
-        s.end_unix_nanos.to_string().into(),
-    );
-    let attributes = s.attributes.iter().map(|(k, v)| attribute(k, v)).collect();
-    out.insert("attributes".into(), Value::Array(attributes));
+    for (i, (k, v)) in s.attributes.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        attribute(out, k, v);
+    }
+    out.push(b']');
     if let Some(message) = &s.error {
         // STATUS_CODE_ERROR = 2.
-        out.insert("status".into(), json!({"code": 2, "message": &**message}));
+        out.extend_from_slice(b",\"status\":{\"code\":2,\"message\":");
+        string(out, message);
+        out.push(b'}');
     }
-    Value::Object(out)
+    out.push(b'}');
 }
 
-fn attribute(key: &str, value: &AttrValue) -> Value {
-    let value = match value {
-        AttrValue::Int(n) => json!({"intValue": n.to_string()}),
-        other => json!({"stringValue": other.as_str().unwrap_or_default()}),
-    };
-    json!({"key": key, "value": value})
+fn attribute(out: &mut Vec<u8>, key: &str, value: &AttrValue) {
+    out.extend_from_slice(b"{\"key\":");
+    string(out, key);
+    match value {
+        AttrValue::Int(n) => {
+            let _ = write!(out, ",\"value\":{{\"intValue\":\"{n}\"}}}}");
+        }
+        other => {
+            out.extend_from_slice(b",\"value\":{\"stringValue\":");
+            string(out, other.as_str().unwrap_or_default());
+            out.extend_from_slice(b"}}");
+        }
+    }
+}
+
+/// A JSON string, escaped by `serde_json` (which cannot fail on a `str`).
+fn string(out: &mut Vec<u8>, s: &str) {
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+fn hex_string(out: &mut Vec<u8>, bytes: &[u8]) {
+    let mut buf = [0u8; 32];
+    let hex = &mut buf[..bytes.len() * 2];
+    hex_into(bytes, hex);
+    out.push(b'"');
+    out.extend_from_slice(hex);
+    out.push(b'"');
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::trace::span::SpanKind;
+    use serde_json::{Value, json};
 
     #[test]
     fn encodes_the_otlp_json_shape() {
