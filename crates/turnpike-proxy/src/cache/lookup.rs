@@ -45,6 +45,9 @@ impl CacheRequest<'_> {
 /// A stored object.
 pub(crate) type Stored = Arc<Object<Head>>;
 
+/// A stored response and the key it was found under.
+pub(crate) type Found<'p> = (Cow<'p, [u8]>, Stored);
+
 /// An answer from storage.
 #[derive(Debug)]
 pub(crate) struct Answer {
@@ -157,7 +160,7 @@ pub(crate) async fn find<'p>(
     cache: &CacheRt,
     primary: &'p [u8],
     req: &HeaderMap,
-) -> Option<(Cow<'p, [u8]>, Stored)> {
+) -> Option<Found<'p>> {
     let obj = get(cache, primary).await?;
     match &obj.head {
         Head::Response(_) => Some((Cow::Borrowed(primary), obj)),
@@ -263,7 +266,7 @@ type MakeFill<'f> = dyn Fn(&Outgoing, Option<(Vec<u8>, Stored)>, Option<Leader>)
 /// A stored response was found: use it, use it stale while it is refreshed, or revalidate.
 fn use_stored(
     cache: &Arc<CacheRt>,
-    (primary, (key, obj), now): (&[u8], (Cow<'_, [u8]>, Stored), i64),
+    (primary, (key, obj), now): (&[u8], Found<'_>, i64),
     directives: &RequestDirectives,
     out: &mut Outgoing,
     fill: &MakeFill<'_>,
