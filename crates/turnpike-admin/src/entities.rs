@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use turnpike_store::{ListQuery, MAX_LIMIT, Record};
+use turnpike_store::{ListQuery, MAX_LIMIT, Record, WriteTx};
 use utoipa::IntoParams;
 
 use crate::auth::Caller;
@@ -47,6 +47,16 @@ pub(crate) async fn list(
     kind: &str,
     params: ListParams,
 ) -> Result<Json<Page>, ApiError> {
+    let query = list_query(params)?;
+    let page = state.store().list(kind, &query).await?;
+    Ok(Json(Page {
+        items: page.items.into_iter().map(|r| r.doc).collect(),
+        next: page.next,
+    }))
+}
+
+/// The store query for a list's parameters; a `limit` out of range is a 400.
+pub(crate) fn list_query(params: ListParams) -> Result<ListQuery, ApiError> {
     let limit = params.limit.unwrap_or(100);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::bad_request(
@@ -55,16 +65,11 @@ pub(crate) async fn list(
         )
         .with_details(vec![Detail::new("limit", format!("found {limit}"))]));
     }
-    let query = ListQuery {
+    Ok(ListQuery {
         limit,
         after: params.after,
         prefix: params.prefix,
-    };
-    let page = state.store().list(kind, &query).await?;
-    Ok(Json(Page {
-        items: page.items.into_iter().map(|r| r.doc).collect(),
-        next: page.next,
-    }))
+    })
 }
 
 pub(crate) async fn get(state: &AdminState, kind: &str, name: &str) -> Result<Response, ApiError> {
@@ -92,7 +97,11 @@ pub(crate) async fn create(
     };
     check_name(&name)?;
     let _one_writer = state.inner.writes.lock().await;
-    let (base, records) = current(state, kind, &name).await?;
+    let Locked {
+        base,
+        records,
+        mut tx,
+    } = lock(state, kind, &name).await?;
     if find(&records, kind, &name).is_some() {
         let what = singular(kind);
         return Err(ApiError::conflict(
@@ -109,10 +118,8 @@ pub(crate) async fn create(
         validate::check(&base, &records, put),
         StatusCode::BAD_REQUEST,
     )?;
-    let record = state
-        .store()
-        .create(kind, &name, doc, &caller.actor)
-        .await?;
+    let record = tx.create(kind, &name, doc, &caller.actor).await?;
+    tx.commit().await?;
     let location = format!("/api/v1/{kind}/{}", segment(&name));
     Ok(entity(StatusCode::CREATED, &record, Some(location)))
 }
@@ -141,7 +148,11 @@ pub(crate) async fn replace(
         }
     }
     let _one_writer = state.inner.writes.lock().await;
-    let (base, records) = current(state, kind, name).await?;
+    let Locked {
+        base,
+        records,
+        mut tx,
+    } = lock(state, kind, name).await?;
     let existing = find(&records, kind, name).ok_or_else(|| not_found(kind, name))?;
     precondition(existing, expect)?;
     let put = Change::Put {
@@ -153,10 +164,8 @@ pub(crate) async fn replace(
         validate::check(&base, &records, put),
         StatusCode::BAD_REQUEST,
     )?;
-    let record = state
-        .store()
-        .update(kind, name, doc, expect, &caller.actor)
-        .await?;
+    let record = tx.update(kind, name, doc, expect, &caller.actor).await?;
+    tx.commit().await?;
     Ok(entity(StatusCode::OK, &record, None))
 }
 
@@ -169,26 +178,34 @@ pub(crate) async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let expect = crate::body::if_match(headers)?;
     let _one_writer = state.inner.writes.lock().await;
-    let (base, records) = current(state, kind, name).await?;
+    let Locked {
+        base,
+        records,
+        mut tx,
+    } = lock(state, kind, name).await?;
     let existing = find(&records, kind, name).ok_or_else(|| not_found(kind, name))?;
     precondition(existing, expect)?;
     refuse(
         validate::check(&base, &records, Change::Delete { kind, name }),
         StatusCode::CONFLICT,
     )?;
-    state
-        .store()
-        .delete(kind, name, expect, &caller.actor)
-        .await?;
+    tx.delete(kind, name, expect, &caller.actor).await?;
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The base document and every store entity, after refusing names the file defines.
-pub(crate) async fn current(
-    state: &AdminState,
-    kind: &str,
-    name: &str,
-) -> Result<(std::sync::Arc<Value>, Vec<Record>), ApiError> {
+/// A write in progress: the store's writer lock (held until `tx` commits or drops) and what
+/// the write is validated against, read under that lock. Another admin process writing at
+/// the same moment waits for the lock, so it validates against this write's result.
+pub(crate) struct Locked {
+    pub(crate) base: std::sync::Arc<Value>,
+    pub(crate) records: Vec<Record>,
+    pub(crate) tx: WriteTx,
+}
+
+/// Refuses names the file defines, then takes the store's writer lock and reads every
+/// entity under it.
+pub(crate) async fn lock(state: &AdminState, kind: &str, name: &str) -> Result<Locked, ApiError> {
     let base = state.base();
     if validate::base_names(&base, kind).iter().any(|n| n == name) {
         return Err(ApiError::conflict(
@@ -199,8 +216,9 @@ pub(crate) async fn current(
             ),
         ));
     }
-    let (_, records) = state.store().snapshot().await?;
-    Ok((base, records))
+    let mut tx = state.store().begin_write().await?;
+    let (_, records) = tx.snapshot().await?;
+    Ok(Locked { base, records, tx })
 }
 
 pub(crate) fn find<'r>(records: &'r [Record], kind: &str, name: &str) -> Option<&'r Record> {

@@ -1,8 +1,10 @@
 //! Liveness, readiness and the audit log.
 //!
-//! `/healthz` only says the process answers. `/readyz` says whether this node can follow
-//! configuration changes: the change feed reached the store on its last poll. A node that
-//! loses the store keeps serving its last good config, so it is alive but not ready.
+//! `/healthz` only says the process answers. `/readyz` says whether this node serves, and
+//! follows, what the file and the store say: the change feed reached the store on its last
+//! poll, and the last rebuild applied the store's entities (see [`crate::applied`]). A node
+//! that loses the store, or whose merged configuration is refused, keeps serving its last
+//! good config, so it is alive but not ready.
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -52,6 +54,7 @@ pub(crate) async fn readyz(State(state): State<AdminState>) -> Response {
             .unwrap_or_else(|| "not reached yet".to_owned());
         reasons.push(format!("config store unreachable: {why}"));
     }
+    reasons.extend(state.config_status().reason());
     let ready = reasons.is_empty();
     let body = Health {
         status: if ready { "ok" } else { "unavailable" }.to_owned(),

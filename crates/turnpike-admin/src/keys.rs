@@ -15,11 +15,10 @@ use bytes::Bytes;
 use http::{StatusCode, header};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use turnpike_store::Record;
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
-use crate::entities::{current, find, not_found, refuse};
+use crate::entities::{Locked, find, lock, not_found, refuse};
 use crate::error::{ApiError, Detail, ErrorBody};
 use crate::state::AdminState;
 use crate::validate::{self, Change};
@@ -65,8 +64,8 @@ pub(crate) async fn create(
     let request = parse_request(&body)?;
     let secret = key_secret(&state)?;
     let _one_writer = state.inner.writes.lock().await;
-    let (base, records) = current(&state, KIND, &name).await?;
-    let existing = find(&records, KIND, &name).ok_or_else(|| not_found(KIND, &name))?;
+    let locked = lock(&state, KIND, &name).await?;
+    let existing = find(&locked.records, KIND, &name).ok_or_else(|| not_found(KIND, &name))?;
     let new = turnpike_policy::key_auth::generate(&secret)
         .map_err(|e| ApiError::internal("API key generation", &e))?;
     let mut entry = Map::new();
@@ -79,15 +78,8 @@ pub(crate) async fn create(
     let keys = keys_of(&mut doc)?;
     keys.push(Value::Object(entry));
     let new_key = format!("keys[{}].", keys.len() - 1);
-    save(
-        &state,
-        &caller,
-        (&base, &records),
-        existing,
-        doc,
-        Some(&new_key),
-    )
-    .await?;
+    let revision = existing.revision;
+    save(&caller, locked, (&name, revision), doc, Some(&new_key)).await?;
     // The id only: the key itself must never reach a log.
     tracing::info!(consumer = %name, key_id = %new.id, actor = %caller.actor, "API key created");
     let created = CreatedKey {
@@ -118,8 +110,9 @@ pub(crate) async fn revoke(
         .map(|Path(p)| p)
         .map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
     let _one_writer = state.inner.writes.lock().await;
-    let (base, records) = current(&state, KIND, &name).await?;
-    let existing = find(&records, KIND, &name).ok_or_else(|| not_found(KIND, &name))?;
+    let locked = lock(&state, KIND, &name).await?;
+    let existing = find(&locked.records, KIND, &name).ok_or_else(|| not_found(KIND, &name))?;
+    let revision = existing.revision;
     let mut doc = existing.doc.clone();
     let key = keys_of(&mut doc)?
         .iter_mut()
@@ -130,28 +123,32 @@ pub(crate) async fn revoke(
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     key.insert("revoked".to_owned(), Value::Bool(true));
-    save(&state, &caller, (&base, &records), existing, doc, None).await?;
+    save(&caller, locked, (&name, revision), doc, None).await?;
     tracing::info!(consumer = %name, key_id = %id, actor = %caller.actor, "API key revoked");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Validates the changed consumer like a `PUT` and stores it at the revision it was read at.
-/// Problems inside the new key (`new_key`: its path prefix) are reported relative to the
-/// request body, which holds only the key's fields.
+/// Validates the changed consumer like a `PUT` and stores it at the revision it was read at,
+/// under the writer lock it was read with. Problems inside the new key (`new_key`: its path
+/// prefix) are reported relative to the request body, which holds only the key's fields.
 async fn save(
-    state: &AdminState,
     caller: &Caller,
-    (base, records): (&Value, &[Record]),
-    existing: &Record,
+    locked: Locked,
+    (name, revision): (&str, i64),
     doc: Value,
     new_key: Option<&str>,
 ) -> Result<(), ApiError> {
+    let Locked {
+        base,
+        records,
+        mut tx,
+    } = locked;
     let put = Change::Put {
         kind: KIND,
-        name: &existing.name,
+        name,
         doc: &doc,
     };
-    let mut problems = validate::check(base, records, put);
+    let mut problems = validate::check(&base, &records, put);
     if let Some(prefix) = new_key {
         for p in &mut problems {
             if let Some(rest) = p.path.strip_prefix(prefix) {
@@ -160,16 +157,9 @@ async fn save(
         }
     }
     refuse(problems, StatusCode::BAD_REQUEST)?;
-    state
-        .store()
-        .update(
-            KIND,
-            &existing.name,
-            doc,
-            Some(existing.revision),
-            &caller.actor,
-        )
+    tx.update(KIND, name, doc, Some(revision), &caller.actor)
         .await?;
+    tx.commit().await?;
     Ok(())
 }
 

@@ -10,6 +10,7 @@
 //! per-minute rollups and this node's heartbeat to the store.
 
 pub mod analytics;
+mod applied;
 mod auth;
 mod body;
 mod cache;
@@ -20,11 +21,13 @@ mod import;
 mod keys;
 mod metrics;
 mod schema;
+mod service_list;
 mod services;
 mod sources;
 mod state;
 mod status;
 pub mod sync;
+mod tls;
 pub mod token;
 mod tokens;
 mod validate;
@@ -44,7 +47,9 @@ pub use auth::Caller;
 pub use cache::{CacheControl, CacheSource, CacheStatus, CdnFailure, PurgeFuture};
 pub use error::{ApiError, Detail, ErrorBody, ErrorInfo};
 pub use metrics::MetricsSource;
-pub use state::{AdminOptions, AdminState, BOOTSTRAP_ENV, BOOTSTRAP_NAME, StartError};
+pub use state::{
+    AdminOptions, AdminState, BOOTSTRAP_ENV, BOOTSTRAP_NAME, ConfigStatus, StartError,
+};
 pub use token::Role;
 
 /// Where the OpenAPI document is served.
@@ -131,6 +136,7 @@ fn parts() -> (
         .routes(routes!(keys::create))
         .routes(routes!(keys::revoke))
         .routes(routes!(sources::file_entities))
+        .routes(routes!(service_list::list))
         .routes(routes!(services::import, services::document))
         .routes(routes!(services::remove))
         .routes(routes!(tokens::list, tokens::create))
@@ -193,16 +199,59 @@ pub async fn serve_with_metrics(
     metrics: Option<MetricsSource>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    let serving = Serving { metrics, tls: None };
+    serve_with(listener, state, serving, shutdown).await
+}
+
+/// What the admin listener serves besides the API.
+#[derive(Default)]
+pub struct Serving {
+    /// Renders `GET /metrics` (no token), when given.
+    pub metrics: Option<MetricsSource>,
+    /// Speak TLS (HTTP/1.1 over it) with this config, when given (`admin.tls`).
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+}
+
+impl std::fmt::Debug for Serving {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Serving")
+            .field("metrics", &self.metrics.is_some())
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+/// [`serve`], with `/metrics` and TLS as `serving` says.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: AdminState,
+    serving: Serving,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
     let local = listener.local_addr()?;
     if state.inner.insecure_no_auth && !local.ip().is_loopback() {
         return Err(StartError::InsecureNotLoopback(local));
     }
-    tracing::info!(address = %local, "admin API listening");
-    let app =
-        router_with_metrics(state, metrics).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let app = router_with_metrics(state, serving.metrics)
+        .into_make_service_with_connect_info::<SocketAddr>();
+    match serving.tls {
+        None => {
+            tracing::info!(address = %local, "admin API listening");
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await?;
+        }
+        Some(config) => {
+            tracing::info!(address = %local, "admin API listening (TLS)");
+            // `tap_io` adds nothing but the peer address as connect info, which axum
+            // provides for its own listener types only; the loopback check needs it.
+            let tls =
+                axum::serve::ListenerExt::tap_io(tls::TlsListener::new(listener, config)?, |_| {});
+            axum::serve(tls, app)
+                .with_graceful_shutdown(shutdown)
+                .await?;
+        }
+    }
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! `GET /metrics` on the admin listener: the gateway's Prometheus metrics, no token
-//! needed (like `/healthz`). The gateway renders them; this adds the store's reachability,
-//! which only the admin API knows. Not in the OpenAPI document: it is not a JSON API.
+//! needed (like `/healthz`). The gateway renders them; this adds the store's reachability
+//! and `turnpike_store_config_rejected`, which only the admin API knows. Not in the OpenAPI document: it is not a JSON API.
 
 use std::sync::Arc;
 
@@ -24,6 +24,7 @@ pub(crate) fn route(source: MetricsSource) -> Router<AdminState> {
         async move {
             let store_up = state.inner.feed.healthy();
             let body = source(Some(store_up));
+            let body = crate::applied::add_metrics(body, &state.config_status());
             let resp: Response =
                 ([(http::header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response();
             resp

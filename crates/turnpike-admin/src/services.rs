@@ -6,7 +6,8 @@
 //! routes it generated. Only those routes are ever updated or deleted by a re-import, so
 //! hand-made routes are never touched; an operation whose route name is taken by another
 //! route is refused. Writes are checked together with the config file's validation before
-//! any is made, then applied one by one (updates and deletes with `If-Match`).
+//! any is made, then applied in one store transaction under the writer lock the check read
+//! with: an import or a delete is all or nothing, and no other writer gets in between.
 
 use axum::Extension;
 use axum::Json;
@@ -16,11 +17,11 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use turnpike_store::Record;
+use turnpike_store::{Record, WriteTx};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
-use crate::entities::{self, find};
+use crate::entities::{self, Locked, find};
 use crate::error::{ApiError, Detail, ErrorBody};
 use crate::import::{self, DocumentBody, Generated, Options};
 use crate::state::AdminState;
@@ -106,15 +107,21 @@ pub(crate) async fn import(
     let params = crate::body::query(q)?;
     entities::check_name(&service)?;
     let _one_writer = state.inner.writes.lock().await;
-    let (base, records) = entities::current(&state, "upstreams", &service).await?;
+    let Locked {
+        base,
+        records,
+        mut tx,
+    } = entities::lock(&state, "upstreams", &service).await?;
     let previous = find(&records, KIND, &service);
     let settings = Settings::merge(&params, previous)?;
     let generated = import::routes(&doc, &settings.options(&service)).map_err(invalid_document)?;
     let plan = plan(&base, &records, &service, &settings, &generated)?;
     if !params.dry_run {
-        apply(&state, &caller, &plan).await?;
+        apply(&mut tx, &caller, &plan).await?;
         let entity = settings.entity(&service, &generated, doc);
-        save(&state, &caller, previous, &service, entity).await?;
+        let previous = previous.map(|r| r.revision);
+        save(&mut tx, &caller, previous, &service, entity).await?;
+        tx.commit().await?;
     }
     Ok(Json(plan.report(&service, params.dry_run)).into_response())
 }
@@ -150,7 +157,11 @@ pub(crate) async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let service = entities::name(name)?;
     let _one_writer = state.inner.writes.lock().await;
-    let (base, records) = entities::current(&state, "upstreams", &service).await?;
+    let Locked {
+        base,
+        records,
+        mut tx,
+    } = entities::lock(&state, "upstreams", &service).await?;
     let record = find(&records, KIND, &service)
         .ok_or_else(|| ApiError::not_found(format!("service {service:?} does not exist")))?;
     let mut deletes: Vec<Planned> = owned(&records, &service)
@@ -177,11 +188,10 @@ pub(crate) async fn remove(
         changes: deletes,
         unchanged: Vec::new(),
     };
-    apply(&state, &caller, &plan).await?;
-    state
-        .store()
-        .delete(KIND, &service, Some(record.revision), &caller.actor)
+    apply(&mut tx, &caller, &plan).await?;
+    tx.delete(KIND, &service, Some(record.revision), &caller.actor)
         .await?;
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -463,9 +473,9 @@ fn invalid_document(details: Vec<Detail>) -> ApiError {
     .with_details(details)
 }
 
-/// Makes the writes: the upstream first, then routes, deletes last.
-async fn apply(state: &AdminState, caller: &Caller, plan: &Plan) -> Result<(), ApiError> {
-    let store = state.store();
+/// Makes the writes in `tx`: the upstream first, then routes, deletes last.
+async fn apply(tx: &mut WriteTx, caller: &Caller, plan: &Plan) -> Result<(), ApiError> {
+    let store = tx;
     for p in &plan.changes {
         let kind = if p.kind == "upstream" {
             "upstreams"
@@ -490,17 +500,16 @@ async fn apply(state: &AdminState, caller: &Caller, plan: &Plan) -> Result<(), A
 }
 
 async fn save(
-    state: &AdminState,
+    store: &mut WriteTx,
     caller: &Caller,
-    previous: Option<&Record>,
+    previous: Option<i64>,
     service: &str,
     entity: Value,
 ) -> Result<(), ApiError> {
-    let store = state.store();
     match previous {
-        Some(r) => drop(
+        Some(revision) => drop(
             store
-                .update(KIND, service, entity, Some(r.revision), &caller.actor)
+                .update(KIND, service, entity, Some(revision), &caller.actor)
                 .await?,
         ),
         None => drop(store.create(KIND, service, entity, &caller.actor).await?),

@@ -9,6 +9,7 @@ use turnpike_config::Config;
 use turnpike_config::model::Analytics;
 use turnpike_store::{ChangeFeed, NewToken, Store, StoreError};
 
+pub use crate::applied::ConfigStatus;
 use crate::token::{self, Role};
 
 /// The environment variable holding the first admin token (see [`AdminOptions::from_env`]).
@@ -87,10 +88,13 @@ pub(crate) struct Inner {
     /// The file's configuration, as the document store entities are merged into.
     pub(crate) base: RwLock<Arc<Value>>,
     pub(crate) insecure_no_auth: bool,
-    /// One entity write at a time in this process: a write is validated against the
-    /// snapshot it read, and two concurrent writes (delete an upstream, add a route to it)
-    /// could each pass alone and break the config together.
+    /// One entity write at a time in this process. The store's writer lock is what keeps
+    /// writers (of every process) from validating against a snapshot another one changes;
+    /// queueing here first keeps this process's waiting writers from each holding a pooled
+    /// connection while they wait for that lock.
     pub(crate) writes: Mutex<()>,
+    /// Whether the running configuration is the file plus the store (the follower sets it).
+    pub(crate) applied: crate::applied::Applied,
     /// Who this node is, for usage rows, heartbeats and `/api/v1/status`.
     pub(crate) node: NodeInfo,
     /// The file's `analytics:` settings at start (retention decides which tables hold a range).
@@ -113,7 +117,23 @@ impl AdminState {
     /// none, and starts following the store's change feed (for `/readyz`).
     pub async fn new(store: Store, options: AdminOptions) -> Result<Self, StartError> {
         let base = serde_json::to_value(&options.base).map_err(StartError::Base)?;
-        bootstrap(&store, options.bootstrap_token.as_deref()).await?;
+        let token = options.bootstrap_token.as_deref();
+        if token.is_some_and(|t| token::token_id(t).is_none()) {
+            return Err(StartError::BadBootstrapToken);
+        }
+        match bootstrap(&store, token).await {
+            Err(StartError::Store(StoreError::Unavailable(why))) => {
+                // The store was opened while its database was down (`open_deferred`):
+                // create the token once it answers, so a node started before its database
+                // is still administrable when the database comes.
+                tracing::warn!(error = %why, "cannot check the admin tokens yet; retrying every second");
+                tokio::spawn(bootstrap_later(
+                    store.clone(),
+                    options.bootstrap_token.clone(),
+                ));
+            }
+            other => other?,
+        }
         if options.insecure_no_auth {
             tracing::warn!("admin API runs WITHOUT authentication (insecure_no_auth)");
         }
@@ -130,6 +150,7 @@ impl AdminState {
                 base: RwLock::new(Arc::new(base)),
                 insecure_no_auth: options.insecure_no_auth,
                 writes: Mutex::new(()),
+                applied: crate::applied::Applied::default(),
                 node,
                 analytics: options.base.analytics.clone(),
                 cache: std::sync::OnceLock::new(),
@@ -151,6 +172,18 @@ impl AdminState {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Whether the gateway serves the file plus the store; `/readyz` and `/metrics` show it.
+    pub fn config_status(&self) -> ConfigStatus {
+        self.inner.applied.get()
+    }
+
+    /// Records how the running configuration relates to the file and the store. The
+    /// follower keeps it current; `serve` sets it once at start-up, when the first
+    /// configuration could not include the store's entities.
+    pub fn set_config_status(&self, status: ConfigStatus) {
+        self.inner.applied.set(status);
     }
 
     /// Connects the gateway's response cache (purges, status); the first one set stays.
@@ -177,6 +210,21 @@ impl AdminState {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+}
+
+/// [`bootstrap`], retried every second until the store answers.
+async fn bootstrap_later(store: Store, token: Option<String>) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        match bootstrap(&store, token.as_deref()).await {
+            Err(StartError::Store(StoreError::Unavailable(_))) => continue,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot create the bootstrap admin token");
+                return;
+            }
+            Ok(()) => return,
+        }
     }
 }
 

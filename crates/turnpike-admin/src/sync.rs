@@ -7,6 +7,9 @@
 //! the gateway keeps serving its last good snapshot. Store failures are retried on a timer,
 //! since the feed may not move again when the database comes back; invalid configurations
 //! wait for the next change, because retrying them would only repeat the same error.
+//!
+//! Every rebuild records its outcome in the state's [`ConfigStatus`], which `/readyz` and
+//! `/metrics` report: a refusal stays visible until a later rebuild applies.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,6 +19,7 @@ use tokio::sync::{Notify, watch};
 use turnpike_config::{Config, ConfigErrors, load_value};
 use turnpike_store::StoreError;
 
+use crate::applied::{ConfigStatus, summary};
 use crate::state::AdminState;
 use crate::validate::effective;
 
@@ -35,6 +39,14 @@ pub enum SyncError {
     File(ConfigErrors),
     #[error(transparent)]
     Base(#[from] crate::state::StartError),
+}
+
+impl SyncError {
+    /// One line for `/readyz` ([`ConfigStatus::Rejected`]): the first problem, where it is,
+    /// and how many more there are.
+    pub fn summary(&self) -> String {
+        rejection(self)
+    }
 }
 
 /// The effective configuration at store version `version`.
@@ -73,6 +85,21 @@ impl Follower {
         F: Fn(&Config) -> Result<u64, E> + Send + Sync + 'static,
         E: std::fmt::Display + Send + 'static,
     {
+        Self::start_with(state, since, apply, || {})
+    }
+
+    /// [`Follower::start`], calling `rejected` whenever the file plus the store make an
+    /// invalid configuration (`apply` is not called then), e.g. to count a failed reload.
+    pub fn start_with<F, E>(
+        state: AdminState,
+        since: i64,
+        apply: F,
+        rejected: impl Fn() + Send + Sync + 'static,
+    ) -> Self
+    where
+        F: Fn(&Config) -> Result<u64, E> + Send + Sync + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
         let kick = Arc::new(Notify::new());
         let versions = state.inner.feed.subscribe();
         if *versions.borrow() != since {
@@ -82,6 +109,7 @@ impl Follower {
             state: state.clone(),
             kick: kick.clone(),
             apply: Arc::new(apply),
+            rejected: Box::new(rejected),
         };
         tokio::spawn(task.run(versions));
         Self { state, kick }
@@ -121,6 +149,7 @@ struct Task<F> {
     state: AdminState,
     kick: Arc<Notify>,
     apply: Arc<F>,
+    rejected: Box<dyn Fn() + Send + Sync>,
 }
 
 impl<F, E> Task<F>
@@ -167,24 +196,54 @@ where
             }
             Err(err) => {
                 tracing::error!("configuration rejected, still serving the previous one:\n{err}");
+                (self.rejected)();
+                self.state
+                    .set_config_status(ConfigStatus::Rejected(rejection(&err)));
                 return false;
             }
         };
         let apply = self.apply.clone();
         let config = effective.config;
-        match tokio::task::spawn_blocking(move || apply(&config)).await {
+        let status = match tokio::task::spawn_blocking(move || apply(&config)).await {
             Ok(Ok(version)) => {
                 tracing::info!(
                     version,
                     store_version = effective.version,
                     "configuration reloaded"
                 );
+                ConfigStatus::Applied
             }
             Ok(Err(err)) => {
                 tracing::error!("configuration rejected, still serving the previous one:\n{err}");
+                ConfigStatus::Rejected(summary(&err.to_string()))
             }
-            Err(err) => tracing::error!(error = %err, "applying the configuration failed"),
+            Err(err) => {
+                tracing::error!(error = %err, "applying the configuration failed");
+                ConfigStatus::Rejected(format!("applying the configuration failed: {err}"))
+            }
+        };
+        let before = self.state.inner.applied.set(status.clone());
+        if status == ConfigStatus::Applied && before != ConfigStatus::Applied {
+            tracing::info!("the file plus the store are applied again");
         }
         false
+    }
+}
+
+/// One line for `/readyz`: the first problem, where it is, and how many more there are.
+fn rejection(err: &SyncError) -> String {
+    let problems = match err {
+        SyncError::Invalid(errors) | SyncError::File(errors) => errors.errors(),
+        _ => &[],
+    };
+    match problems {
+        [] => summary(&err.to_string()),
+        [one] => format!("{}: {}", one.path, one.message),
+        [first, rest @ ..] => format!(
+            "{}: {} (and {} more)",
+            first.path,
+            first.message,
+            rest.len()
+        ),
     }
 }

@@ -138,3 +138,36 @@ fn the_section_itself_must_be_a_mapping() {
         "invalid type: string \"yes\", expected struct Admin",
     );
 }
+
+#[test]
+fn tls_takes_a_certificate_and_a_key() {
+    let yaml = "listen: 127.0.0.1:8000
+admin:
+  tls:
+    cert: /etc/turnpike/admin.pem
+    key: /etc/turnpike/admin-key.pem
+";
+    let tls = load(yaml).admin.and_then(|a| a.tls);
+    let tls = tls.unwrap_or_else(|| panic!("admin.tls did not load"));
+    assert_eq!(tls.cert, "/etc/turnpike/admin.pem");
+    assert_eq!(tls.key, "/etc/turnpike/admin-key.pem");
+    assert_eq!(Admin::default().tls, None);
+}
+
+#[test]
+fn tls_problems_are_located() {
+    single_error(
+        "listen: 127.0.0.1:8000\nadmin:\n  tls:\n    cert: \"\"\n    key: k.pem\n",
+        "4:11",
+        "admin.tls.cert",
+        "must name a PEM file",
+    );
+    let all = printed("listen: 127.0.0.1:8000\nadmin:\n  tls:\n    certificate: c.pem\n");
+    assert_has(
+        &all,
+        "4:5",
+        "admin.tls.certificate",
+        "unknown field `certificate`",
+    );
+    assert_has(&all, "4:5", "admin.tls", "missing field `cert`");
+}

@@ -117,7 +117,15 @@ where
     }
 }
 
-async fn open_postgres(url: &str) -> Result<Backend> {
+/// A PostgreSQL URL, parsed, with what its errors need.
+struct PgTarget {
+    options: PgConnectOptions,
+    redactor: Redactor,
+    /// `PostgreSQL at host:port/db`, for messages (never the URL: it may hold a password).
+    shown: String,
+}
+
+fn pg_target(url: &str) -> Result<PgTarget> {
     let redactor = Redactor::new(url_password(url));
     let options = PgConnectOptions::from_str(url).map_err(|e| {
         StoreError::Invalid(format!(
@@ -125,24 +133,113 @@ async fn open_postgres(url: &str) -> Result<Backend> {
             redactor.clean(e.to_string())
         ))
     })?;
-    let target = format!(
+    let shown = format!(
         "PostgreSQL at {}:{}/{}",
         options.get_host(),
         options.get_port(),
         options.get_database().unwrap_or("postgres")
     );
-    let unavailable =
-        |e: sqlx::Error| StoreError::Unavailable(redactor.clean(format!("{target}: {e}")));
-    let conn = options.connect().await.map_err(unavailable)?;
-    migrate::postgres(conn, &redactor).await?;
-    let pool = PgPoolOptions::new()
+    Ok(PgTarget {
+        options,
+        redactor,
+        shown,
+    })
+}
+
+fn pg_pool_options() -> PgPoolOptions {
+    PgPoolOptions::new()
         // One more than readers need: the change feed keeps one for LISTEN.
         .max_connections(POOL_SIZE + 1)
         .acquire_timeout(WAIT)
-        .connect_with(options)
+}
+
+async fn open_postgres(url: &str) -> Result<Backend> {
+    let t = pg_target(url)?;
+    migrate_postgres(&t).await?;
+    let pool = pg_pool_options()
+        .connect_with(t.options.clone())
         .await
-        .map_err(unavailable)?;
-    Ok(Backend::Postgres(postgres::Db { pool, redactor }))
+        .map_err(|e| StoreError::Unavailable(t.redactor.clean(format!("{}: {e}", t.shown))))?;
+    Ok(Backend::Postgres(postgres::Db {
+        pool,
+        redactor: t.redactor,
+    }))
+}
+
+/// Connects once (failing fast: no pool retries) and migrates.
+async fn migrate_postgres(t: &PgTarget) -> Result<()> {
+    let unavailable =
+        |e: String| StoreError::Unavailable(t.redactor.clean(format!("{}: {e}", t.shown)));
+    let conn = match tokio::time::timeout(WAIT, t.options.connect()).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => return Err(unavailable(e.to_string())),
+        Err(_) => return Err(unavailable("connecting timed out".to_owned())),
+    };
+    migrate::postgres(conn, &t.redactor).await
+}
+
+/// A PostgreSQL store whose database did not answer yet: a pool that connects on demand, and
+/// the [`Gate`] that migrates before first use.
+pub(crate) fn defer_postgres(url: &str) -> Result<(Backend, Gate)> {
+    let t = pg_target(url)?;
+    let pool = pg_pool_options().connect_lazy_with(t.options.clone());
+    let db = postgres::Db {
+        pool,
+        redactor: t.redactor.clone(),
+    };
+    let gate = Gate {
+        ready: tokio::sync::OnceCell::new(),
+        pending: Some(t),
+    };
+    Ok((Backend::Postgres(db), gate))
+}
+
+/// Whether the database has been reached and migrated. A store opened normally is; one
+/// opened while its database was down ([`crate::Store::open_deferred`]) connects and
+/// migrates on first use, and every call fails with `Unavailable` until that works. Checked
+/// before every call, so nothing ever runs against an unmigrated schema.
+pub(crate) struct Gate {
+    ready: tokio::sync::OnceCell<()>,
+    pending: Option<PgTarget>,
+}
+
+impl std::fmt::Debug for Gate {
+    // By hand: the connect options hold the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("ready", &self.ready.initialized())
+            .field("target", &self.pending.as_ref().map(|t| &t.shown))
+            .finish()
+    }
+}
+
+impl Gate {
+    /// The gate of a store opened (and migrated) at once.
+    pub(crate) fn open() -> Self {
+        Self {
+            ready: tokio::sync::OnceCell::new_with(Some(())),
+            pending: None,
+        }
+    }
+
+    /// Ok once the database has been migrated; tries it now if not yet. Concurrent callers
+    /// wait for one attempt; a failed attempt is tried again by the next call.
+    pub(crate) async fn ready(&self) -> Result<()> {
+        if self.ready.initialized() {
+            return Ok(());
+        }
+        let Some(target) = &self.pending else {
+            return Ok(());
+        };
+        self.ready
+            .get_or_try_init(|| async {
+                migrate_postgres(target).await?;
+                tracing::info!(store = %target.shown, "config store reached and migrated");
+                Ok::<(), StoreError>(())
+            })
+            .await
+            .map(|_| ())
+    }
 }
 
 /// The password in `scheme://user:password@host/...`, to redact from driver messages.

@@ -13,7 +13,7 @@ use std::time::Duration;
 use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 
-use crate::db::Backend;
+use crate::db::{Backend, Gate};
 
 /// Notification channel every PostgreSQL write signals.
 pub const CHANNEL: &str = "turnpike_config";
@@ -90,23 +90,33 @@ impl ChangeFeed {
     }
 }
 
-/// Starts the task for `backend`, seeded with `seed` until its first poll, which runs at once.
-pub(crate) fn start(backend: Backend, seed: i64) -> ChangeFeed {
-    let (tx, rx) = watch::channel(seed);
-    // Healthy to begin with: the store was just opened (or used) successfully.
+/// How a feed begins.
+pub(crate) struct Start {
+    /// The version reported until the first poll (which runs at once).
+    pub(crate) seed: i64,
+    /// Polls wait for the database to be reached and migrated.
+    pub(crate) gate: Arc<Gate>,
+    /// Why the database did not answer when the store was opened: the feed starts unhealthy.
+    pub(crate) down: Option<String>,
+}
+
+/// Starts the task for `backend`.
+pub(crate) fn start(backend: Backend, start: Start) -> ChangeFeed {
+    let (tx, rx) = watch::channel(start.seed);
+    // Healthy to begin with when the store was just opened (or used) successfully.
     let health = Arc::new(Health {
-        healthy: AtomicBool::new(true),
-        last_error: Mutex::default(),
+        healthy: AtomicBool::new(start.down.is_none()),
+        last_error: Mutex::new(start.down),
     });
     let feed = ChangeFeed {
         rx,
         health: health.clone(),
     };
-    tokio::spawn(run(backend, tx, health));
+    tokio::spawn(run(backend, tx, health, start.gate));
     feed
 }
 
-async fn run(backend: Backend, tx: watch::Sender<i64>, health: Arc<Health>) {
+async fn run(backend: Backend, tx: watch::Sender<i64>, health: Arc<Health>, gate: Arc<Gate>) {
     let pg_pool = match &backend {
         Backend::Postgres(db) => Some(db.pool.clone()),
         Backend::Sqlite(_) => None,
@@ -119,8 +129,12 @@ async fn run(backend: Backend, tx: watch::Sender<i64>, health: Arc<Health>) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut listener: Option<PgListener> = None;
     loop {
+        // LISTEN only once the database is there: until then each tick tries the gate.
         if let (Some(pool), None) = (&pg_pool, &listener) {
-            listener = listen(pool, &health).await;
+            let reached = gate.ready().await.is_ok();
+            if reached {
+                listener = listen(pool, &health).await;
+            }
         }
         tokio::select! {
             () = tx.closed() => return,
@@ -131,7 +145,10 @@ async fn run(backend: Backend, tx: watch::Sender<i64>, health: Arc<Health>) {
                 }
             }
         }
-        poll(&backend, &tx, &health).await;
+        match gate.ready().await {
+            Ok(()) => poll(&backend, &tx, &health).await,
+            Err(e) => health.failed(e.to_string()),
+        }
     }
 }
 

@@ -43,12 +43,13 @@ mod sql;
 mod sql_admin;
 mod sql_usage;
 mod types;
+mod write;
 
 use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 
-use crate::db::Backend;
+use crate::db::{Backend, Gate};
 pub use crate::error::StoreError;
 pub use crate::feed::{CHANNEL, ChangeFeed};
 pub use crate::migrate::SCHEMA_VERSION;
@@ -56,19 +57,22 @@ pub use crate::types::{
     AuditEntry, AuditQuery, ListQuery, MAX_LIMIT, NewToken, NodeRow, Page, Record, Resolution,
     TOKEN_KIND, TokenRow, UsageQuery,
 };
+pub use crate::write::WriteTx;
 use turnpike_analytics::UsageRow;
 
 /// The actor recorded for [`Store::create_token`], which has none (the bootstrap token).
 pub const SYSTEM_ACTOR: &str = "system";
 
-/// Runs the same call on whichever backend is open.
+/// Runs the same call on whichever backend is open, once the database has been reached
+/// (see [`Store::open_deferred`]).
 macro_rules! on_backend {
-    ($store:expr, $db:ident => $call:expr) => {
+    ($store:expr, $db:ident => $call:expr) => {{
+        $store.inner.gate.ready().await?;
         match &$store.inner.backend {
             Backend::Sqlite($db) => $call,
             Backend::Postgres($db) => $call,
         }
-    };
+    }};
 }
 
 /// A handle on the store; cheap to clone (clones share the pool and the change feed).
@@ -83,6 +87,11 @@ struct Inner {
     feed: OnceLock<ChangeFeed>,
     /// The version read at open: the feed's value until its first poll.
     opened_at: i64,
+    /// Shared with the change feed, whose polls must not run before the migrations either.
+    gate: Arc<Gate>,
+    /// Why the database did not answer at open ([`Store::open_deferred`]): the feed starts
+    /// unhealthy with this reason.
+    down_at_open: Option<String>,
 }
 
 impl Store {
@@ -99,8 +108,44 @@ impl Store {
                 backend,
                 feed: OnceLock::new(),
                 opened_at,
+                gate: Arc::new(Gate::open()),
+                down_at_open: None,
             }),
         })
+    }
+
+    /// Like [`Store::open`], for a PostgreSQL store whose database does not answer yet
+    /// (down, or not created yet): returns at once with a store that connects and migrates
+    /// on first use. Until the database answers, every call fails with `Unavailable` and the
+    /// change feed is unhealthy with `why` as its error; once it answers, the feed reports the
+    /// store's version, so a follower picks up its entities. Only a malformed URL fails here.
+    /// SQLite stores are opened as by [`Store::open`] (a local file that cannot be opened is a
+    /// setting to fix, not an outage to wait out).
+    pub async fn open_deferred(url: &str, why: &str) -> Result<Store, StoreError> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Store::open(url).await;
+        }
+        let (backend, gate) = db::defer_postgres(url)?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                backend,
+                feed: OnceLock::new(),
+                opened_at: 0,
+                gate: Arc::new(gate),
+                down_at_open: Some(why.to_owned()),
+            }),
+        })
+    }
+
+    /// Starts a write transaction holding the store's writer lock, which every entity write
+    /// in every process sharing the database takes: read, validate and write in it, and no
+    /// other writer gets in between (see [`WriteTx`]).
+    pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        self.inner.gate.ready().await?;
+        match &self.inner.backend {
+            Backend::Sqlite(db) => WriteTx::sqlite(db).await,
+            Backend::Postgres(db) => WriteTx::postgres(db).await,
+        }
     }
 
     /// `"sqlite"` or `"postgres"`.
@@ -113,7 +158,10 @@ impl Store {
 
     /// Closes the pool; calls made afterwards fail with `Unavailable`.
     pub async fn close(&self) {
-        on_backend!(self, db => db.close().await)
+        match &self.inner.backend {
+            Backend::Sqlite(db) => db.close().await,
+            Backend::Postgres(db) => db.close().await,
+        }
     }
 
     /// One page of `kind`'s entities in name order.
@@ -133,7 +181,10 @@ impl Store {
         doc: Value,
         actor: &str,
     ) -> Result<Record, StoreError> {
-        on_backend!(self, db => db.create(kind, name, doc, actor).await)
+        let mut tx = self.begin_write().await?;
+        let record = tx.create(kind, name, doc, actor).await?;
+        tx.commit().await?;
+        Ok(record)
     }
 
     /// Replaces an entity's document. With `expect`, only if that is the current revision
@@ -146,7 +197,10 @@ impl Store {
         expect: Option<i64>,
         actor: &str,
     ) -> Result<Record, StoreError> {
-        on_backend!(self, db => db.update(kind, name, doc, expect, actor).await)
+        let mut tx = self.begin_write().await?;
+        let record = tx.update(kind, name, doc, expect, actor).await?;
+        tx.commit().await?;
+        Ok(record)
     }
 
     /// Deletes an entity. With `expect`, only if that is the current revision.
@@ -157,7 +211,9 @@ impl Store {
         expect: Option<i64>,
         actor: &str,
     ) -> Result<(), StoreError> {
-        on_backend!(self, db => db.delete(kind, name, expect, actor).await)
+        let mut tx = self.begin_write().await?;
+        tx.delete(kind, name, expect, actor).await?;
+        tx.commit().await
     }
 
     /// Every entity (ordered by kind, then name) at one consistent config version.
@@ -255,7 +311,14 @@ impl Store {
     pub fn watch(&self) -> ChangeFeed {
         self.inner
             .feed
-            .get_or_init(|| feed::start(self.inner.backend.clone(), self.inner.opened_at))
+            .get_or_init(|| {
+                let start = feed::Start {
+                    seed: self.inner.opened_at,
+                    gate: self.inner.gate.clone(),
+                    down: self.inner.down_at_open.clone(),
+                };
+                feed::start(self.inner.backend.clone(), start)
+            })
             .clone()
     }
 }

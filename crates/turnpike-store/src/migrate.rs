@@ -94,7 +94,11 @@ async fn sqlite_steps(conn: &mut SqliteConnection, r: &Redactor) -> Result<()> {
             .execute(&mut *conn)
             .await
             .map_err(|e| failed(r, &step, e))?;
-        record(&mut *conn, m)
+        sqlx::query(RECORD)
+            .bind(m.version)
+            .bind(m.name)
+            .bind(crate::types::now())
+            .execute(&mut *conn)
             .await
             .map_err(|e| failed(r, &step, e))?;
     }
@@ -103,23 +107,6 @@ async fn sqlite_steps(conn: &mut SqliteConnection, r: &Redactor) -> Result<()> {
         .await
         .map_err(|e| failed(r, "commit", e))?;
     Ok(())
-}
-
-async fn record<'c, E>(conn: E, m: &Migration) -> std::result::Result<(), sqlx::Error>
-where
-    E: sqlx::Executor<'c>,
-    for<'q> i64: sqlx::Encode<'q, E::Database> + sqlx::Type<E::Database>,
-    for<'q> &'q str: sqlx::Encode<'q, E::Database> + sqlx::Type<E::Database>,
-    for<'q> String: sqlx::Encode<'q, E::Database> + sqlx::Type<E::Database>,
-    for<'q> <E::Database as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, E::Database>,
-{
-    sqlx::query(RECORD)
-        .bind(m.version)
-        .bind(m.name)
-        .bind(crate::types::now())
-        .execute(conn)
-        .await
-        .map(|_| ())
 }
 
 /// Brings a PostgreSQL database (the connection's `search_path` schema) up to date.
@@ -153,11 +140,19 @@ async fn postgres_steps(conn: &mut PgConnection, r: &Redactor) -> Result<()> {
         let step = format!("{:04}_{}", m.version, m.name);
         // One transaction per step: a failed step leaves the schema at the previous version.
         let mut tx = conn.begin().await.map_err(|e| failed(r, &step, e))?;
-        sqlx::raw_sql(m.postgres)
+        // Without arguments this is PostgreSQL's simple query protocol, so a file may hold
+        // several statements. (Not `raw_sql`: its generic future cannot be proven `Send`, and
+        // a deferred store migrates from inside the change feed's spawned task.)
+        sqlx::Executor::execute(&mut *tx, m.postgres)
+            .await
+            .map_err(|e| failed(r, &step, e))?;
+        sqlx::query(RECORD)
+            .bind(m.version)
+            .bind(m.name)
+            .bind(crate::types::now())
             .execute(&mut *tx)
             .await
             .map_err(|e| failed(r, &step, e))?;
-        record(&mut *tx, m).await.map_err(|e| failed(r, &step, e))?;
         tx.commit().await.map_err(|e| failed(r, &step, e))?;
     }
     Ok(())

@@ -2,9 +2,15 @@
 //!
 //! The SQL is the same on SQLite and PostgreSQL (`$N` parameters work on both); only the Rust
 //! types differ, so a macro stamps out one `Db` per backend instead of fighting sqlx's generic
-//! bounds. Writes are serialised by bumping `config_version` first: its row lock (PostgreSQL) or
-//! the write lock (SQLite) orders writers, so the `before` document read afterwards is current and
-//! versions are handed out in commit order.
+//! bounds.
+//!
+//! Entity writes run inside a write transaction ([`crate::WriteTx`]) that takes the store's
+//! writer lock before its first statement: a transaction-scoped advisory lock on PostgreSQL
+//! (keyed by this schema's `config_version` table, so schemas sharing a database do not wait
+//! for each other), `BEGIN IMMEDIATE` on SQLite. Every writer in every process queues there,
+//! so what a writer reads inside its transaction (the snapshot it validates against, the
+//! `before` document) stays current until it commits, and versions are handed out in commit
+//! order.
 
 /// Expands to a `Db` type over `$db` with the entity operations. `$postgres` turns on NOTIFY.
 macro_rules! entity_queries {
@@ -19,6 +25,9 @@ macro_rules! entity_queries {
         type DbRow = <$db as sqlx::Database>::Row;
         const POSTGRES: bool = $postgres;
         const RECORD_COLUMNS: &str = "kind, name, doc, revision, created_at, updated_at";
+        /// First key of the writer lock (PostgreSQL); the second is the `config_version`
+        /// table's oid. Any constant works, as long as every Turnpike uses the same.
+        const WRITE_LOCK_CLASS: i32 = 0x7470_7772; // "tpwr"
 
         /// A pool plus what is needed to turn its errors into `StoreError`s.
         #[derive(Debug, Clone)]
@@ -62,7 +71,31 @@ macro_rules! entity_queries {
                 self.redactor.error(e)
             }
 
-            /// First statement of every entity write; see the module doc for why it comes first.
+            /// Starts a write transaction holding the writer lock (see the module doc).
+            pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, $db>> {
+                if POSTGRES {
+                    let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+                    // Released by commit or rollback, so an error path can never leak it.
+                    sqlx::query(
+                        "SELECT pg_advisory_xact_lock($1, 'config_version'::regclass::oid::int)",
+                    )
+                    .bind(WRITE_LOCK_CLASS)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.err(e))?;
+                    Ok(tx)
+                } else {
+                    // A deferred transaction that read first could not upgrade to a writer
+                    // once another connection committed (SQLITE_BUSY_SNAPSHOT, not retried);
+                    // IMMEDIATE waits for the write lock (busy timeout) before reading.
+                    self.pool
+                        .begin_with("BEGIN IMMEDIATE")
+                        .await
+                        .map_err(|e| self.err(e))
+                }
+            }
+
+            /// Bumps the config version; every entity write does, inside its transaction.
             async fn bump(&self, conn: &mut Conn) -> Result<i64> {
                 let version: i64 = sqlx::query_scalar(
                     "UPDATE config_version SET version = version + 1 WHERE id = 1 \
@@ -104,7 +137,7 @@ macro_rules! entity_queries {
                 Ok(())
             }
 
-            async fn fetch(
+            pub(crate) async fn fetch(
                 &self,
                 conn: &mut Conn,
                 kind: &str,
@@ -161,13 +194,13 @@ macro_rules! entity_queries {
 
             pub(crate) async fn create(
                 &self,
+                tx: &mut Conn,
                 kind: &str,
                 name: &str,
                 doc: Value,
                 actor: &str,
             ) -> Result<Record> {
-                let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-                self.bump(&mut tx).await?;
+                self.bump(&mut *tx).await?;
                 let at = now();
                 let rec = Record {
                     kind: kind.to_owned(),
@@ -208,25 +241,24 @@ macro_rules! entity_queries {
                     before: None,
                     after: Some(&rec.doc),
                 };
-                self.write_audit(&mut tx, audit).await?;
-                tx.commit().await.map_err(|e| self.err(e))?;
+                self.write_audit(&mut *tx, audit).await?;
                 Ok(rec)
             }
 
             pub(crate) async fn update(
                 &self,
+                tx: &mut Conn,
                 kind: &str,
                 name: &str,
                 doc: Value,
                 expect: Option<i64>,
                 actor: &str,
             ) -> Result<Record> {
-                let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-                self.bump(&mut tx).await?;
-                let before = self.fetch(&mut tx, kind, name).await?;
+                self.bump(&mut *tx).await?;
+                let before = self.fetch(&mut *tx, kind, name).await?;
                 let before = before.ok_or_else(|| not_found(kind, name))?;
                 if expect.is_some_and(|e| e != before.revision) {
-                    // Dropping `tx` rolls the version bump back.
+                    // The caller drops the transaction, which rolls the version bump back.
                     return Err(StoreError::RevisionMismatch {
                         current: before.revision,
                     });
@@ -259,21 +291,20 @@ macro_rules! entity_queries {
                     before: Some(&before.doc),
                     after: Some(&rec.doc),
                 };
-                self.write_audit(&mut tx, audit).await?;
-                tx.commit().await.map_err(|e| self.err(e))?;
+                self.write_audit(&mut *tx, audit).await?;
                 Ok(rec)
             }
 
             pub(crate) async fn delete(
                 &self,
+                tx: &mut Conn,
                 kind: &str,
                 name: &str,
                 expect: Option<i64>,
                 actor: &str,
             ) -> Result<()> {
-                let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-                self.bump(&mut tx).await?;
-                let before = self.fetch(&mut tx, kind, name).await?;
+                self.bump(&mut *tx).await?;
+                let before = self.fetch(&mut *tx, kind, name).await?;
                 let before = before.ok_or_else(|| not_found(kind, name))?;
                 if expect.is_some_and(|e| e != before.revision) {
                     return Err(StoreError::RevisionMismatch {
@@ -296,8 +327,7 @@ macro_rules! entity_queries {
                     before: Some(&before.doc),
                     after: None,
                 };
-                self.write_audit(&mut tx, audit).await?;
-                tx.commit().await.map_err(|e| self.err(e))
+                self.write_audit(&mut *tx, audit).await
             }
 
             pub(crate) async fn version(&self) -> Result<i64> {
@@ -310,6 +340,13 @@ macro_rules! entity_queries {
             /// One statement, so one snapshot on both backends: the version and every entity.
             pub(crate) async fn snapshot(&self) -> Result<(i64, Vec<Record>)> {
                 let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+                let taken = self.snapshot_in(&mut tx).await?;
+                tx.commit().await.map_err(|e| self.err(e))?;
+                Ok(taken)
+            }
+
+            /// [`Db::snapshot`] inside a transaction the caller holds.
+            pub(crate) async fn snapshot_in(&self, conn: &mut Conn) -> Result<(i64, Vec<Record>)> {
                 let rows = sqlx::query(
                     "SELECT v.version AS version, e.kind AS kind, e.name AS name, e.doc AS doc, \
                      e.revision AS revision, e.created_at AS created_at, \
@@ -317,10 +354,9 @@ macro_rules! entity_queries {
                      FROM config_version v LEFT JOIN entities e ON 1 = 1 WHERE v.id = 1 \
                      ORDER BY e.kind, e.name",
                 )
-                .fetch_all(&mut *tx)
+                .fetch_all(&mut *conn)
                 .await
                 .map_err(|e| self.err(e))?;
-                tx.commit().await.map_err(|e| self.err(e))?;
                 let mut version = 0;
                 let mut records = Vec::with_capacity(rows.len());
                 for row in &rows {

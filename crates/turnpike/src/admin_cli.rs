@@ -11,7 +11,7 @@ use crate::admin_client::{AdminClient, runtime, segment};
 use crate::cli::{EntityArgs, EntityCommand, Output};
 
 pub fn run(kind: &'static str, args: &EntityArgs) -> anyhow::Result<ExitCode> {
-    let client = AdminClient::new(&args.admin.admin_url)?;
+    let client = AdminClient::new(&args.admin.admin_url, args.admin.admin_ca.as_deref())?;
     let output = args.admin.output;
     runtime()?.block_on(async {
         match &args.command {

@@ -1,17 +1,21 @@
-//! A small client of the admin API for the CLI: plain HTTP/1.1 over the hyper-util client
-//! already in the dependency tree, the token from `TURNPIKE_ADMIN_TOKEN` (never an argument,
-//! so it does not show in `ps`), and API errors turned into messages a person can act on.
+//! A small client of the admin API for the CLI: HTTP/1.1 over the hyper-util client already
+//! in the dependency tree, the token from `TURNPIKE_ADMIN_TOKEN` (never an argument, so it
+//! does not show in `ps`), and API errors turned into messages a person can act on.
 //!
-//! Only `http://` admin URLs are supported: the admin listener has no TLS yet either. Reach
-//! a remote admin API through an SSH tunnel or a TLS-terminating proxy on the same host.
+//! `https://` admin URLs (an admin listener with `admin.tls`) are verified against the
+//! system's roots plus the CA given with `--admin-ca` / `TURNPIKE_ADMIN_CA`, for a listener
+//! whose certificate comes from a private CA. There is no switch to skip verification: the
+//! token travels in every request.
 
 use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -65,29 +69,35 @@ pub struct Reply {
 pub struct AdminClient {
     base: String,
     token: Option<String>,
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 impl AdminClient {
-    /// A client for `url` with the token from the environment.
-    pub fn new(url: &str) -> anyhow::Result<Self> {
+    /// A client for `url` with the token from the environment; `ca` is a PEM file of CA
+    /// certificates trusted besides the system's, for `https://` URLs.
+    pub fn new(url: &str, ca: Option<&Path>) -> anyhow::Result<Self> {
         let token = std::env::var(TOKEN_ENV)
             .ok()
             .filter(|t| !t.trim().is_empty());
-        Self::with_token(url, token)
+        Self::with_token(url, token, ca)
     }
 
-    pub fn with_token(url: &str, token: Option<String>) -> anyhow::Result<Self> {
+    pub fn with_token(url: &str, token: Option<String>, ca: Option<&Path>) -> anyhow::Result<Self> {
         let base = url.trim_end_matches('/').to_owned();
-        if base.starts_with("https://") {
-            bail!(
-                "{url}: the CLI speaks plain http:// to the admin API only (the admin listener has no TLS yet); use an SSH tunnel for a remote gateway"
-            );
-        }
-        if !base.starts_with("http://") {
-            bail!("{url} is not an admin API URL; expected http://HOST:PORT");
-        }
-        let http = Client::builder(TokioExecutor::new()).build_http();
+        let tls = if base.starts_with("https://") {
+            crate::admin_tls::client_config(ca)?
+        } else if base.starts_with("http://") {
+            // Never used for http://, but the connector wants one: trust nothing.
+            crate::admin_tls::client_config_plain()?
+        } else {
+            bail!("{url} is not an admin API URL; expected http://HOST:PORT or https://HOST:PORT");
+        };
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let http = Client::builder(TokioExecutor::new()).build(connector);
         Ok(Self { base, token, http })
     }
 
@@ -184,9 +194,12 @@ fn unreachable(base: &str, e: &hyper_util::client::legacy::Error) -> anyhow::Err
         cause = s.to_string();
         source = s.source();
     }
-    anyhow!(
-        "cannot reach the admin API at {base}: {cause}\n(is `turnpike serve` running with an `admin:` section? point the CLI at it with --admin-url or TURNPIKE_ADMIN_URL)"
-    )
+    let hint = if cause.contains("certificate") {
+        "(does the admin listener's certificate name this host, and is its CA trusted? give a private CA with --admin-ca FILE or TURNPIKE_ADMIN_CA)"
+    } else {
+        "(is `turnpike serve` running with an `admin:` section? point the CLI at it with --admin-url or TURNPIKE_ADMIN_URL)"
+    };
+    anyhow!("cannot reach the admin API at {base}: {cause}\n{hint}")
 }
 
 fn failure(status: StatusCode, body: &Value) -> ApiFailure {
@@ -260,9 +273,15 @@ mod tests {
     }
 
     #[test]
-    fn only_http_urls() {
-        assert!(AdminClient::with_token("https://x:8001", None).is_err());
-        assert!(AdminClient::with_token("x:8001", None).is_err());
+    fn http_and_https_urls_only() {
+        assert!(AdminClient::with_token("http://x:8001", None, None).is_ok());
+        assert!(AdminClient::with_token("x:8001", None, None).is_err());
+        let missing = Path::new("/nonexistent/ca.pem");
+        let err = AdminClient::with_token("https://x:8001", None, Some(missing))
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(err.contains("/nonexistent/ca.pem"), "{err}");
         assert_eq!(segment("a b/c"), "a%20b%2Fc");
     }
 }

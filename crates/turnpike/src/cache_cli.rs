@@ -13,7 +13,7 @@ use crate::admin_client::{AdminClient, runtime};
 use crate::cli::{CacheArgs, CacheCommand, Output};
 
 pub fn run(args: &CacheArgs) -> anyhow::Result<ExitCode> {
-    let client = AdminClient::new(&args.admin.admin_url)?;
+    let client = AdminClient::new(&args.admin.admin_url, args.admin.admin_ca.as_deref())?;
     let output = args.admin.output;
     runtime()?.block_on(async {
         match &args.command {

@@ -48,6 +48,8 @@ pub enum Command {
     Consumers(EntityArgs),
     /// Plans in the store, through the admin API.
     Plans(EntityArgs),
+    /// Services published from OpenAPI documents, through the admin API.
+    Services(ServicesArgs),
     /// The store as YAML, through the admin API: export it, push a file into it, diff.
     Config(ConfigArgs),
     /// Publish an API from its description, through the admin API.
@@ -83,6 +85,10 @@ pub struct KeysArgs {
     #[arg(long, global = true, value_name = "URL", env = "TURNPIKE_ADMIN_URL")]
     pub admin_url: Option<String>,
 
+    /// PEM file of CA certificates to trust for an https:// admin URL, besides the system's.
+    #[arg(long, global = true, value_name = "FILE", env = "TURNPIKE_ADMIN_CA")]
+    pub admin_ca: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: KeysCommand,
 }
@@ -91,7 +97,7 @@ pub struct KeysArgs {
 /// (never an argument, so it does not show in `ps`).
 #[derive(Debug, Args)]
 pub struct AdminArgs {
-    /// The admin API's base URL (http only).
+    /// The admin API's base URL: http:// or https:// (an admin listener with `admin.tls`).
     #[arg(
         long,
         global = true,
@@ -100,6 +106,11 @@ pub struct AdminArgs {
         default_value = "http://127.0.0.1:8001"
     )]
     pub admin_url: String,
+
+    /// PEM file of CA certificates to trust for an https:// admin URL, besides the system's
+    /// (for an admin listener whose certificate comes from a private CA).
+    #[arg(long, global = true, value_name = "FILE", env = "TURNPIKE_ADMIN_CA")]
+    pub admin_ca: Option<PathBuf>,
 
     /// Output format: tables (YAML for single entities), or JSON.
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
@@ -131,6 +142,28 @@ pub enum EntityCommand {
         file: PathBuf,
     },
     /// Delete one.
+    Delete { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct ServicesArgs {
+    #[command(flatten)]
+    pub admin: AdminArgs,
+
+    #[command(subcommand)]
+    pub command: ServicesCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServicesCommand {
+    /// List them (every page), in name order, without their documents.
+    List {
+        /// Only names starting with this.
+        #[arg(long)]
+        prefix: Option<String>,
+    },
+    /// Delete a service with the routes its import generated, and its upstream unless
+    /// other routes use it.
     Delete { name: String },
 }
 

@@ -48,7 +48,7 @@ const FILE_ORDER: [&str; 12] = [
 const DIFFERENT: u8 = 2;
 
 pub fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
-    let client = AdminClient::new(&args.admin.admin_url)?;
+    let client = AdminClient::new(&args.admin.admin_url, args.admin.admin_ca.as_deref())?;
     let output = args.admin.output;
     runtime()?.block_on(async {
         match &args.command {

@@ -35,7 +35,7 @@ fn openapi(args: &OpenApiArgs) -> anyhow::Result<ExitCode> {
         Some(n) => n.clone(),
         None => service_name(&doc, file)?,
     };
-    let client = AdminClient::new(&args.admin.admin_url)?;
+    let client = AdminClient::new(&args.admin.admin_url, args.admin.admin_ca.as_deref())?;
     let path = format!(
         "/api/v1/services/{}/openapi?{}",
         segment(&name),

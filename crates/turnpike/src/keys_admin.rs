@@ -15,7 +15,7 @@ use crate::cli::{KeysArgs, KeysCommand, Output};
 use crate::keys::{after, now, print_new_key};
 
 pub fn run(url: &str, args: &KeysArgs) -> anyhow::Result<ExitCode> {
-    let client = AdminClient::new(url)?;
+    let client = AdminClient::new(url, args.admin_ca.as_deref())?;
     let output = args.output;
     runtime()?.block_on(async {
         match &args.command {

@@ -8,6 +8,7 @@
 
 mod admin_cli;
 mod admin_client;
+mod admin_tls;
 mod cache_cli;
 mod cli;
 mod config_sync;
@@ -20,6 +21,7 @@ mod keys_admin;
 mod logging;
 mod secrets;
 mod serve;
+mod services_cli;
 mod yaml;
 
 use std::process::ExitCode;
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
         cli::Command::Routes(args) => admin_cli::run("routes", &args),
         cli::Command::Consumers(args) => admin_cli::run("consumers", &args),
         cli::Command::Plans(args) => admin_cli::run("plans", &args),
+        cli::Command::Services(args) => services_cli::run(&args),
         cli::Command::Config(args) => config_sync::run(&args),
         cli::Command::Import(args) => import::run(&args),
         cli::Command::Cache(args) => cache_cli::run(&args),

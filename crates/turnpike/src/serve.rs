@@ -27,6 +27,13 @@ pub fn validate(path: &Path) -> anyhow::Result<ExitCode> {
                 eprintln!("{}: {err}", path.display());
                 return Ok(ExitCode::FAILURE);
             }
+            // The admin listener's certificate is loaded by `serve` only: load it here too.
+            if let Some(tls) = cfg.admin.as_ref().and_then(|a| a.tls.as_ref())
+                && let Err(err) = crate::admin_tls::server_config(tls)
+            {
+                eprintln!("{}: {err:#}", path.display());
+                return Ok(ExitCode::FAILURE);
+            }
             let routes = cfg.routes.len();
             let upstreams = cfg.upstreams.len();
             println!(

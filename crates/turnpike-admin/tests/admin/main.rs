@@ -5,6 +5,7 @@
 
 mod analytics;
 mod auth;
+mod cluster;
 mod entities;
 mod keys;
 mod openapi;

@@ -49,6 +49,7 @@ async fn document_lists_exactly_the_served_routes() {
         "GET /api/v1/file-entities",
         "POST /api/v1/consumers/{name}/keys",
         "DELETE /api/v1/consumers/{name}/keys/{id}",
+        "GET /api/v1/services",
         "GET /api/v1/services/{name}/openapi",
         "POST /api/v1/services/{name}/openapi",
         "DELETE /api/v1/services/{name}",

@@ -241,3 +241,60 @@ async fn yaml_documents_are_accepted_and_their_errors_have_lines() {
         "unsupported_media_type",
     );
 }
+
+#[tokio::test]
+async fn services_list_in_pages_without_their_documents() {
+    let admin = Admin::start().await;
+    let empty = admin.get("/api/v1/services").await;
+    assert_eq!(empty.status, 200, "{}", empty.text());
+    assert_eq!(empty.json(), json!({"items": [], "next": null}));
+    // Without operationIds, route names come from the service: three imports cannot clash.
+    let mut doc = inventory();
+    for item in doc["paths"].as_object_mut().unwrap().values_mut() {
+        for op in item.as_object_mut().unwrap().values_mut() {
+            op.as_object_mut().unwrap().remove("operationId");
+        }
+    }
+    for name in ["inventory", "stock", "warehouse"] {
+        let r = admin
+            .post(
+                &format!(
+                    "/api/v1/services/{name}/openapi?upstream=http://127.0.0.1:9001&prefix=/{name}"
+                ),
+                &doc,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let page = admin.get("/api/v1/services?limit=2").await.json();
+    let names: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["inventory", "stock"]);
+    assert_eq!(page["next"], "stock");
+    let first = &page["items"][0];
+    assert_eq!(first["url"], "http://127.0.0.1:9001");
+    assert_eq!(first["prefix"], "/inventory");
+    assert_eq!(first["upstream"], "inventory");
+    assert_eq!(first["title"], "Inventory");
+    assert_eq!(first["version"], "1.0.0");
+    assert_eq!(first["routes"].as_array().unwrap().len(), 3);
+    assert!(first.get("document").is_none(), "{first}");
+    let rest = admin.get("/api/v1/services?after=stock").await.json();
+    assert_eq!(rest["items"][0]["name"], "warehouse");
+    assert!(rest["next"].is_null());
+    let only = admin.get("/api/v1/services?prefix=wa").await.json();
+    assert_eq!(only["items"].as_array().unwrap().len(), 1);
+    assert_error(
+        &admin.get("/api/v1/services?limit=0").await,
+        400,
+        "invalid_query",
+    );
+    let anonymous = admin
+        .send(Method::GET, "/api/v1/services", None, &[], "")
+        .await;
+    assert_error(&anonymous, 401, "unauthorized");
+}

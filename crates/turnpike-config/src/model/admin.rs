@@ -18,6 +18,20 @@ pub struct Admin {
     /// Development only: every admin request acts as `admin` without a token. Allowed only
     /// when `listen` is a loopback address.
     pub insecure_no_auth: bool,
+    /// Serve the admin API over TLS with this certificate (absent: plain HTTP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<AdminTls>,
+}
+
+/// The admin listener's certificate: PEM files, as for the proxy's listeners. Read at start;
+/// a renewed certificate takes a restart.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminTls {
+    /// PEM file with the certificate chain, leaf first.
+    pub cert: String,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
 }
 
 /// The admin listener when the section does not name one.
@@ -34,6 +48,7 @@ impl Default for Admin {
             listen: DEFAULT_ADMIN_LISTEN,
             store: DEFAULT_STORE.to_owned(),
             insecure_no_auth: false,
+            tls: None,
         }
     }
 }

@@ -11,6 +11,15 @@ pub(super) fn check(c: &mut Checker<'_>, parsed: &Parsed) {
     };
     listener(c, parsed, admin);
     store(c, &admin.store);
+    if let Some(tls) = &admin.tls {
+        // Whether the files exist and match is found when they are loaded (`turnpike
+        // validate` loads them too), with the file named.
+        for (field, file) in [("cert", &tls.cert), ("key", &tls.key)] {
+            if file.trim().is_empty() {
+                c.err(format!("admin.tls.{field}"), "must name a PEM file");
+            }
+        }
+    }
     if admin.insecure_no_auth && !admin.listen.ip().is_loopback() {
         let ip = admin.listen.ip();
         // A token-free admin API on a reachable address would hand the gateway to anyone.
