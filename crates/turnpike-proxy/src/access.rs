@@ -79,7 +79,10 @@ pub(crate) async fn admit(
         admitted.origin = req.headers().get(ORIGIN).cloned();
     }
     if let Some(auth) = &policies.auth {
-        admitted.identity = Some(auth.check(security, &view, unix_now()).await?);
+        // Boxed: authentication's future (JWKS, introspection) is large, and inline it
+        // would be moved with every request's, routes without auth included.
+        let check = Box::pin(auth.check(security, &view, unix_now()));
+        admitted.identity = Some(check.await?);
     }
     Ok(Admission::Continue(admitted))
 }

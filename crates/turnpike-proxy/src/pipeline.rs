@@ -334,7 +334,10 @@ async fn exchange(
             consumer,
             body: None,
         };
-        return cache::phase::exchange((&snap.cache, rc), req, (upstream, out, body, hash)).await;
+        // Boxed: the cache phase's future is the largest on the path, and inline it would
+        // be moved with every request's, routes without a cache included.
+        let cached = cache::phase::exchange((&snap.cache, rc), req, (upstream, out, body, hash));
+        return Box::pin(cached).await;
     }
     let (resp, held) = forward::forward(upstream, out, body, hash).await?;
     Ok(Exchanged::Upstream(resp, held, None))

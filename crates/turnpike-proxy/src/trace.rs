@@ -20,14 +20,17 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use http::header::{HOST, USER_AGENT};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Version};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use pin_project_lite::pin_project;
 use turnpike_analytics::Encoder;
 use turnpike_analytics::encode::Kind;
 use turnpike_analytics::trace::context::{self, SpanId, TraceId};
@@ -134,6 +137,34 @@ pub(crate) fn exchanged(
         Ok(Exchanged::Upstream(resp, held, _)) => Some(Ok((resp.status().as_u16(), held.target))),
         Ok(Exchanged::Stored(_)) => None,
         Err(err) => Some(Err(err)),
+    }
+}
+
+pin_project! {
+    /// [`RequestTrace::timed`]'s future. Written out rather than an `async fn`, which
+    /// would hold the phase's future twice (as its argument and as what it awaits): the
+    /// phase futures are large, and every request moves them.
+    pub(crate) struct Timed<'t, F> {
+        trace: &'t mut RequestTrace,
+        phase: Phase,
+        #[pin]
+        fut: F,
+    }
+}
+
+impl<T: Worth, F: Future<Output = Result<T, GatewayError>>> Future for Timed<'_, F> {
+    type Output = Result<T, GatewayError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let out = ready!(this.fut.poll(cx));
+        if this.phase.started.is_some() {
+            match &out {
+                Ok(done) if !done.worth_a_span() => {}
+                _ => this.trace.end(*this.phase, out.as_ref().err()),
+            }
+        }
+        Poll::Ready(out)
     }
 }
 
@@ -295,21 +326,15 @@ impl RequestTrace {
 
     /// Times `fut` as the phase `name`; a phase that had nothing to do (see [`Worth`])
     /// gets no span.
-    pub(crate) async fn timed<T: Worth>(
-        &mut self,
-        name: &'static str,
-        fut: impl Future<Output = Result<T, GatewayError>>,
-    ) -> Result<T, GatewayError> {
-        let phase = self.phase(name);
-        if phase.started.is_none() {
-            return fut.await;
+    pub(crate) fn timed<T: Worth, F>(&mut self, name: &'static str, fut: F) -> Timed<'_, F>
+    where
+        F: Future<Output = Result<T, GatewayError>>,
+    {
+        Timed {
+            phase: self.phase(name),
+            trace: self,
+            fut,
         }
-        let out = fut.await;
-        match &out {
-            Ok(done) if !done.worth_a_span() => {}
-            _ => self.end(phase, out.as_ref().err()),
-        }
-        out
     }
 
     /// Sets the `traceparent` the upstream gets (this trace, the gateway's upstream span

@@ -357,7 +357,9 @@ impl Limiter {
         if pairs.is_empty() {
             return Ok(Decisions::new());
         }
-        match redis.check(pairs, cost).await {
+        // Boxed: the Redis round trip's future is large, and inline it would be moved with
+        // every check's, the memory limiter's included.
+        match Box::pin(redis.check(pairs, cost)).await {
             Ok(d) => Ok(d),
             Err(e) => match fail {
                 FailMode::Closed => Err(e),

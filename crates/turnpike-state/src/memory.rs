@@ -167,6 +167,13 @@ impl MemoryStore {
         cost: u64,
         stats: &LimiterStats,
     ) -> Decisions {
+        match pairs {
+            [(key, limit)] => self.check_one(key, limit, cost, stats),
+            _ => self.check_many(pairs, cost, stats),
+        }
+    }
+
+    fn check_many(&self, pairs: &[(&[u8], Limit)], cost: u64, stats: &LimiterStats) -> Decisions {
         let prepared: SmallVec<[Prepared; 4]> =
             pairs.iter().map(|(k, l)| self.prepare(k, l)).collect();
         let mut order: SmallVec<[usize; 4]> = prepared.iter().map(|p| p.shard).collect();
@@ -208,6 +215,26 @@ impl MemoryStore {
         }
         drop(guards);
         finish(&prepared, &evaluated, all, now)
+    }
+
+    /// [`Self::check`] of a single pair, the common case: one lock, and one map probe for a
+    /// key that is already counted, without the bookkeeping several pairs need.
+    fn check_one(&self, key: &[u8], limit: &Limit, cost: u64, stats: &LimiterStats) -> Decisions {
+        let p = self.prepare(key, limit);
+        let mut shard = self.lock(p.shard);
+        // Read the clock under the lock so no TAT in this shard is from our future.
+        let now = now_nanos();
+        let slot = shard.tats.get_mut(&p.hash);
+        let tat = slot.as_deref().copied().unwrap_or(0);
+        let raw = gcra::evaluate(p.params, tat, now, cost);
+        if raw.allowed && cost > 0 {
+            match slot {
+                Some(slot) => *slot = raw.new_tat,
+                None => shard.store(p.hash, raw.new_tat, now, self.per_shard, stats),
+            }
+        }
+        drop(shard);
+        finish(&[p], &[(raw, tat)], raw.allowed, now)
     }
 
     /// The `max_keys` this store was built for.
@@ -284,6 +311,24 @@ mod tests {
         let d = store.check(&[(b"k".as_slice(), per_sec), (b"k", hour(5))], 1, &stats);
         assert!(d.iter().all(|d| d.allowed));
         assert_eq!(d[1].remaining, 4);
+    }
+
+    #[test]
+    fn a_single_pair_is_answered_as_the_general_path_answers_it() {
+        let (one, many) = (MemoryStore::new(1000), MemoryStore::new(1000));
+        let stats = LimiterStats::default();
+        let l = hour(3);
+        for cost in [1, 0, 2, 1, 1, 5, 0] {
+            for key in [b"a".as_slice(), b"b"] {
+                let d1 = one.check(&[(key, l)], cost, &stats);
+                let d2 = many.check_many(&[(key, l)], cost, &stats);
+                assert_eq!(
+                    (d1[0].allowed, d1[0].remaining),
+                    (d2[0].allowed, d2[0].remaining)
+                );
+                assert_eq!(d1.len(), 1);
+            }
+        }
     }
 
     #[test]

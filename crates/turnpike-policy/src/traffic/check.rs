@@ -89,7 +89,8 @@ impl Traffic {
         }
         if let Some((name, limits)) = consumer {
             if let Some(quota) = &limits.quota {
-                self.quota(name, quota, route.cost, now, &mut out).await?;
+                // Boxed: only consumers with a quota pay for its large future.
+                Box::pin(self.quota(name, quota, route.cost, now, &mut out)).await?;
                 granted.quota_owner = Some((name.clone(), limits.clone()));
             }
         }

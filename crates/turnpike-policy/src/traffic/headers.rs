@@ -3,10 +3,10 @@
 //! `"name";q=<quota>;w=<window>` and `"name";r=<remaining>;t=<seconds to reset>`), and the
 //! legacy `X-RateLimit-Limit`, `-Remaining`, `-Reset` for the limit closest to refusing.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
+use smallvec::SmallVec;
 
 pub static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 pub static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
@@ -33,8 +33,10 @@ pub fn ceil_secs(d: Duration) -> u64 {
 /// request formats only its `RateLimit` state.
 #[derive(Debug, Default)]
 pub struct LimitHeaders {
-    policy: Vec<HeaderValue>,
-    state: String,
+    /// Inline: a route's and a plan's values, the most a request has, need no allocation.
+    policy: SmallVec<[HeaderValue; 2]>,
+    /// The `RateLimit` value; bytes, so the numbers need no UTF-8 handling.
+    state: Vec<u8>,
     /// The item with the least left: what the legacy headers report.
     tightest: Option<(u64, u64, u64)>,
 }
@@ -83,11 +85,20 @@ impl LimitHeaders {
     }
 
     pub fn push(&mut self, item: Item<'_>) {
-        if !self.state.is_empty() {
-            self.state.push_str(", ");
+        if self.state.is_empty() {
+            // Room for the item and its two numbers: the value is allocated once.
+            self.state.reserve(item.name.len() + 48);
+        } else {
+            self.state.extend_from_slice(b", ");
         }
         let t = ceil_secs(item.reset);
-        let _ = write!(self.state, "\"{}\";r={};t={t}", item.name, item.remaining);
+        // Written by hand: `write!` cost several hundred instructions per request here.
+        self.state.push(b'"');
+        self.state.extend_from_slice(item.name.as_bytes());
+        self.state.extend_from_slice(b"\";r=");
+        push_decimal(&mut self.state, item.remaining);
+        self.state.extend_from_slice(b";t=");
+        push_decimal(&mut self.state, t);
         if self.tightest.is_none_or(|(_, r, _)| item.remaining < r) {
             self.tightest = Some((item.quota, item.remaining, t));
         }
@@ -121,9 +132,33 @@ impl LimitHeaders {
     }
 }
 
+/// Appends `n` in decimal, as `Display` writes it.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_written_as_display_writes_them() {
+        for n in [0, 1, 9, 10, 99, 100, 4_294_967_296, u64::MAX] {
+            let mut s = Vec::new();
+            push_decimal(&mut s, n);
+            assert_eq!(s, n.to_string().as_bytes());
+        }
+    }
 
     #[test]
     fn headers_follow_the_draft_syntax_and_legacy_reports_the_tightest() {

@@ -9,6 +9,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -25,13 +26,30 @@ use super::client::{UpstreamTls, tls_config};
 use crate::body::RequestBody;
 
 /// Which connections can serve a request: same target, same protocol, same TLS settings.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolKey {
     pub https: bool,
     pub authority: Authority,
     pub http2: bool,
     /// The upstream's own CA and client certificate; `None` for the system's roots.
     pub tls: Option<Arc<UpstreamTls>>,
+}
+
+impl Hash for PoolKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.https.hash(state);
+        self.http2.hash(state);
+        self.tls.hash(state);
+        // `Authority` hashes itself one lower-cased byte at a time (its `==` ignores case),
+        // which was most of the cost of the two pool lookups per request. The lower-case
+        // text in one write agrees with that `==` just the same.
+        let text = self.authority.as_str();
+        if text.bytes().any(|b| b.is_ascii_uppercase()) {
+            state.write(text.to_ascii_lowercase().as_bytes());
+        } else {
+            state.write(text.as_bytes());
+        }
+    }
 }
 
 /// How connections to one upstream are made and kept.
@@ -157,7 +175,10 @@ pub async fn send(
             Err(err) => req = recover(err)?,
         }
     }
-    let mut sender = match connect_h1(key, settings).await {
+    // Boxed, as in `send_h2`: connecting (TCP, TLS, handshake) is rare next to reusing a
+    // connection, and its large future inline would make every exchange's future, and
+    // every future that awaits one up to the pipeline's, that much larger to move.
+    let mut sender = match Box::pin(connect_h1(key, settings)).await {
         Ok(sender) => sender,
         Err(error) => {
             return Err(SendFailure {
@@ -207,7 +228,7 @@ async fn send_h2(
             },
         }
     }
-    let mut sender = match connect_h2(key, settings).await {
+    let mut sender = match Box::pin(connect_h2(key, settings)).await {
         Ok(sender) => sender,
         Err(error) => {
             return Err(SendFailure {
@@ -458,5 +479,27 @@ impl tokio::io::AsyncWrite for Stream {
             Self::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
             Self::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_shutdown(cx),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::BuildHasher;
+
+    use super::*;
+
+    #[test]
+    fn keys_equal_but_for_the_case_of_the_authority_hash_alike() {
+        let key = |a: &str| PoolKey {
+            https: false,
+            authority: a.parse().unwrap(),
+            http2: false,
+            tls: None,
+        };
+        let (upper, lower) = (key("Backend.Example:8080"), key("backend.example:8080"));
+        assert_eq!(upper, lower);
+        let s = RandomState::default();
+        assert_eq!(s.hash_one(&upper), s.hash_one(&lower));
+        assert_ne!(s.hash_one(&lower), s.hash_one(key("backend.example:8081")));
     }
 }
