@@ -68,6 +68,21 @@ fn targets(e: &mut Encoder, snap: &Snapshot) {
             );
         }
     }
+    e.family("turnpike_upstream_pool_idle_connections", Kind::Gauge, "Idle HTTP/1.1 connections kept for reuse, per upstream scheme and authority, over all workers (reported by each worker once a second).");
+    let pools = crate::upstream::pool_gauges::totals();
+    for ((scheme, authority), (idle, _)) in &pools {
+        let labels = [("scheme", *scheme), ("authority", authority.as_str())];
+        e.sample("turnpike_upstream_pool_idle_connections", &labels, idle);
+    }
+    e.family(
+        "turnpike_upstream_pool_h2_connections",
+        Kind::Gauge,
+        "Open shared HTTP/2 connections per upstream scheme and authority, over all workers.",
+    );
+    for ((scheme, authority), (_, h2)) in &pools {
+        let labels = [("scheme", *scheme), ("authority", authority.as_str())];
+        e.sample("turnpike_upstream_pool_h2_connections", &labels, h2);
+    }
     e.family("turnpike_upstream_target_in_flight", Kind::Gauge, "Requests in flight per target (tracked by least-connections and latency-aware balancers only).");
     for up in snap
         .upstreams
@@ -132,7 +147,11 @@ fn cache(e: &mut Encoder, snap: &Snapshot) {
         "1 when the shared cache store (cache.storage on Redis) answers; no sample without one.",
     );
     if snap.cache.l2.is_some() {
-        e.sample("turnpike_cache_redis_up", &[], u8::from(snap.cache.shared_up()));
+        e.sample(
+            "turnpike_cache_redis_up",
+            &[],
+            u8::from(snap.cache.shared_up()),
+        );
     }
     let name = "turnpike_cache_cdn_purges";
     e.family(

@@ -9,6 +9,7 @@ pub mod budget;
 pub mod client;
 pub mod health;
 pub mod pool;
+pub mod pool_gauges;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -407,9 +407,28 @@ fn start_sweeper() {
                     }
                 }
                 pool.retain(|_, e| !e.idle.is_empty() || e.shared_h2.is_some());
+                super::pool_gauges::report(report_of(&pool));
             });
         }
     });
+}
+
+/// This worker's pool for `/metrics`, by scheme and authority.
+fn report_of(pool: &HashMap<PoolKey, Entry, RandomState>) -> super::pool_gauges::PoolReport {
+    let mut by_target: Vec<((&'static str, String), (usize, usize))> = Vec::new();
+    for (key, entry) in pool {
+        let scheme = if key.https { "https" } else { "http" };
+        let target = (scheme, key.authority.as_str().to_ascii_lowercase());
+        let counts = (entry.idle.len(), usize::from(entry.shared_h2.is_some()));
+        match by_target.iter_mut().find(|(t, _)| *t == target) {
+            Some((_, c)) => {
+                c.0 += counts.0;
+                c.1 += counts.1;
+            }
+            None => by_target.push((target, counts)),
+        }
+    }
+    super::pool_gauges::PoolReport { by_target }
 }
 
 /// A plain or TLS stream, so both kinds share one connection type.

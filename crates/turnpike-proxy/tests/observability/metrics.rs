@@ -256,3 +256,21 @@ async fn reloads_are_counted_by_result() {
     assert_eq!(value(&text, &ok), Some(1.0), "{text}");
     assert_eq!(value(&text, &failed), Some(1.0), "{text}");
 }
+
+#[tokio::test]
+async fn pooled_upstream_connections_are_reported() {
+    let up = upstream().await;
+    let gw = gateway(MINIMAL, &up).await;
+    // One keep-alive client in sequence: the same upstream connection comes back each time.
+    for _ in 0..3 {
+        assert_eq!(gw.get("/api").await.status.as_u16(), 200);
+    }
+    let authority = up.addr.to_string();
+    let idle = series(
+        "turnpike_upstream_pool_idle_connections",
+        &format!("scheme=\"http\",authority=\"{authority}\""),
+    );
+    // Each worker reports once a second.
+    let text = wait_for(&gw, &idle, 1.0).await;
+    assert!(text.contains("# TYPE turnpike_upstream_pool_h2_connections gauge"));
+}
