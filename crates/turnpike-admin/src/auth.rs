@@ -48,7 +48,15 @@ pub(crate) async fn require(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| *addr);
-    let caller = authenticate(&state, req.headers(), peer).await?;
+    // A consumer's own usage may also be read with that consumer's API key (the portal).
+    let own = crate::consumer_auth::own_usage(req.method(), req.uri().path())
+        .filter(|_| !req.headers().contains_key(header::AUTHORIZATION))
+        .filter(|_| req.headers().contains_key(crate::consumer_auth::KEY_HEADER))
+        .map(str::to_owned);
+    let caller = match own {
+        Some(name) => crate::consumer_auth::authenticate(&state, &name, req.headers()).await?,
+        None => authenticate(&state, req.headers(), peer).await?,
+    };
     let needed = required_role(req.method(), req.uri().path());
     if caller.role < needed {
         return Err(ApiError::forbidden(format!(

@@ -14,6 +14,7 @@ mod applied;
 mod auth;
 mod body;
 mod cache;
+mod consumer_auth;
 mod entities;
 mod error;
 mod health;

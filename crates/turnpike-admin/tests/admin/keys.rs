@@ -158,3 +158,79 @@ async fn without_a_key_secret_keys_are_refused_clearly() {
             .contains("auth.key_secret")
     );
 }
+
+#[tokio::test]
+async fn a_consumer_reads_its_own_usage_with_its_own_key_and_nothing_else() {
+    let admin = with_secret().await;
+    for name in ["alice", "bob"] {
+        let r = admin
+            .post("/api/v1/consumers", &json!({"name": name}))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let key = |name: &str| {
+        let admin = &admin;
+        let path = format!("/api/v1/consumers/{name}/keys");
+        async move {
+            let r = admin.post(&path, &json!({})).await;
+            assert_eq!(r.status, 201, "{}", r.text());
+            r.json()["key"].as_str().unwrap().to_owned()
+        }
+    };
+    let (alice, bob) = (key("alice").await, key("bob").await);
+    let with_key = |path: &str, k: &str| {
+        let (admin, path, k) = (&admin, path.to_owned(), k.to_owned());
+        async move {
+            admin
+                .send(Method::GET, &path, None, &[("x-api-key", &k)], "")
+                .await
+        }
+    };
+    let own = with_key("/api/v1/consumers/alice/usage", &alice).await;
+    assert_eq!(own.status, 200, "{}", own.text());
+    assert!(own.json()["series"].is_array(), "{}", own.text());
+    // Another consumer's usage, another endpoint, a made-up key: refused.
+    assert_eq!(
+        with_key("/api/v1/consumers/bob/usage", &alice).await.status,
+        401
+    );
+    assert_eq!(
+        with_key("/api/v1/consumers/alice", &alice).await.status,
+        401
+    );
+    assert_eq!(
+        with_key("/api/v1/analytics/top?by=route", &alice)
+            .await
+            .status,
+        401
+    );
+    let forged = format!("{}x", &bob[..bob.len() - 1]);
+    assert_eq!(
+        with_key("/api/v1/consumers/bob/usage", &forged)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        with_key("/api/v1/consumers/bob/usage", &bob).await.status,
+        200
+    );
+    // A revoked key stops working.
+    let id = turnpike_policy::key_auth::key_id(&alice)
+        .unwrap()
+        .to_owned();
+    let r = admin
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/consumers/alice/keys/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(
+        with_key("/api/v1/consumers/alice/usage", &alice)
+            .await
+            .status,
+        401
+    );
+}
