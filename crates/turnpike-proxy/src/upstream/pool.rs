@@ -407,15 +407,17 @@ fn start_sweeper() {
                     }
                 }
                 pool.retain(|_, e| !e.idle.is_empty() || e.shared_h2.is_some());
-                super::pool_gauges::report(report_of(&pool));
+                super::pool_gauges::report(report_of(pool.iter()));
             });
         }
     });
 }
 
 /// This worker's pool for `/metrics`, by scheme and authority.
-fn report_of(pool: &HashMap<PoolKey, Entry, RandomState>) -> super::pool_gauges::PoolReport {
-    let mut by_target: Vec<((&'static str, String), (usize, usize))> = Vec::new();
+fn report_of<'a>(
+    pool: impl Iterator<Item = (&'a PoolKey, &'a Entry)>,
+) -> super::pool_gauges::PoolReport {
+    let mut by_target: Vec<(super::pool_gauges::Target, super::pool_gauges::Counts)> = Vec::new();
     for (key, entry) in pool {
         let scheme = if key.https { "https" } else { "http" };
         let target = (scheme, key.authority.as_str().to_ascii_lowercase());

@@ -7,11 +7,16 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::thread::ThreadId;
 
+/// An upstream `(scheme, authority)`.
+pub type Target = (&'static str, String);
+/// Idle HTTP/1.1 connections and open HTTP/2 connections.
+pub type Counts = (usize, usize);
+
 /// One worker's pool, per upstream authority (`host:port`) and scheme.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PoolReport {
     /// `(scheme, authority)` → (idle HTTP/1.1 connections, open HTTP/2 connections).
-    pub by_target: Vec<((&'static str, String), (usize, usize))>,
+    pub by_target: Vec<(Target, Counts)>,
 }
 
 static REPORTS: Mutex<Option<HashMap<ThreadId, PoolReport>>> = Mutex::new(None);
@@ -25,9 +30,9 @@ pub(super) fn report(report: PoolReport) {
 
 /// Idle HTTP/1.1 and open HTTP/2 connections per `(scheme, authority)`, over all workers,
 /// sorted.
-pub fn totals() -> Vec<((&'static str, String), (usize, usize))> {
+pub fn totals() -> Vec<(Target, Counts)> {
     let all = REPORTS.lock().unwrap_or_else(PoisonError::into_inner);
-    let mut sum: HashMap<(&'static str, String), (usize, usize)> = HashMap::new();
+    let mut sum: HashMap<Target, Counts> = HashMap::new();
     for report in all.iter().flat_map(|m| m.values()) {
         for (target, (idle, h2)) in &report.by_target {
             let s = sum.entry(target.clone()).or_default();
