@@ -288,8 +288,13 @@ async fn proxy<'s>(
     let body = body.metered(&mut seen.request_bytes);
     let asked = Instant::now();
     let phase = seen.trace.phase("upstream");
+    let cache_phase = route.cache.as_ref().map(|_| seen.trace.phase("cache"));
     let cached = (client_uri, identity.map(|i| &*i.consumer.name));
     let exchanged = exchange(snap, conn, &routed, cached, (upstream, out, body, hash)).await;
+    if let Some(p) = cache_phase {
+        let result = [("turnpike.cache.result", cache::result_of(&exchanged))];
+        seen.trace.end_with(p, None, &result);
+    }
     seen.trace
         .upstream(phase, upstream, trace::exchanged(&exchanged));
     let exchanged = exchanged?;

@@ -242,6 +242,33 @@ async fn shared_purge(
         .unwrap_or(0)
 }
 
+/// How the cache served an exchange, for the trace's `cache` span: `hit`, `stale`,
+/// `revalidated`, `miss`, `bypass`, or `error` when nothing was served.
+pub(crate) fn result_of(
+    exchanged: &Result<phase::Exchanged, crate::error::GatewayError>,
+) -> &'static str {
+    let headers = match exchanged {
+        Ok(phase::Exchanged::Stored(r)) => r.headers(),
+        Ok(phase::Exchanged::Upstream(r, ..)) => r.headers(),
+        Err(_) => return "error",
+    };
+    let status = headers
+        .get(&entry::CACHE_STATUS)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if status.contains("detail=stale") {
+        "stale"
+    } else if status.contains("; hit") {
+        "hit"
+    } else if status.contains("fwd=stale") {
+        "revalidated"
+    } else if status.contains("fwd=miss") {
+        "miss"
+    } else {
+        "bypass"
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }

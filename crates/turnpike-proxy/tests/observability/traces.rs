@@ -212,6 +212,10 @@ routes:
   - name: open
     paths: [/open]
     upstream: backend
+  - name: cached
+    paths: [/cached]
+    upstream: backend
+    cache: {{default_ttl: 60s}}
 auth:
   key_secret: {KEY_SECRET}
   key_auth:
@@ -485,4 +489,25 @@ async fn a_busy_collector_gets_the_batch_again() {
     assert_eq!(collector.refuse.load(Ordering::SeqCst), 0);
     // Counted once the exporter has the collector's answer, a moment after it landed.
     wait_for(&gw, "turnpike_trace_spans_exported_total", 2.0).await;
+}
+
+#[tokio::test]
+async fn the_cache_phase_is_a_span_with_its_result() {
+    let collector = Collector::start().await;
+    let (gw, _up, _) = start(&collector, "").await;
+    let mut results = Vec::new();
+    for (trace_id, spans) in [
+        ("4bf92f3577b34da6a3ce929d0e0e4736", 3),
+        ("5bf92f3577b34da6a3ce929d0e0e4736", 2),
+    ] {
+        let parent = format!("00-{trace_id}-00f067aa0ba902b7-01");
+        let resp = get(&gw, "/cached", &[("traceparent", parent.as_str())]).await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        let got = collector.trace(trace_id, spans).await;
+        let cache = span_named(&got, "cache");
+        let server = got.iter().find(|s| s["kind"] == 2).unwrap();
+        assert_eq!(cache["parentSpanId"], server["spanId"]);
+        results.push(attr(cache, "turnpike.cache.result"));
+    }
+    assert_eq!(results, ["miss", "hit"]);
 }
