@@ -17,6 +17,7 @@ use utoipa::IntoParams;
 use crate::auth::Caller;
 use crate::body::{etag, segment};
 use crate::error::{ApiError, Detail, singular};
+use crate::kinds::{self, key_field, public_view};
 use crate::state::AdminState;
 use crate::validate::{self, Change};
 
@@ -50,7 +51,11 @@ pub(crate) async fn list(
     let query = list_query(params)?;
     let page = state.store().list(kind, &query).await?;
     Ok(Json(Page {
-        items: page.items.into_iter().map(|r| r.doc).collect(),
+        items: page
+            .items
+            .into_iter()
+            .map(|r| public_view(kind, r.doc))
+            .collect(),
         next: page.next,
     }))
 }
@@ -85,17 +90,28 @@ pub(crate) async fn create(
     kind: &str,
     doc: Value,
 ) -> Result<Response, ApiError> {
-    let name = match doc.get("name") {
+    let record = create_record(state, caller, kind, doc).await?;
+    let location = format!("/api/v1/{kind}/{}", segment(&record.name));
+    Ok(entity(StatusCode::CREATED, &record, Some(location)))
+}
+
+/// [`create`] without the response: the stored record.
+pub(crate) async fn create_record(
+    state: &AdminState,
+    caller: &Caller,
+    kind: &str,
+    mut doc: Value,
+) -> Result<Record, ApiError> {
+    let field = key_field(kind);
+    let name = match doc.get(field) {
         Some(Value::String(name)) => name.clone(),
         _ if !doc.is_object() => return Err(not_object()),
         _ => {
-            return Err(invalid(vec![Detail::new(
-                "name",
-                "a string `name` is required",
-            )]));
+            let msg = format!("a string `{field}` is required");
+            return Err(invalid(vec![Detail::new(field, msg)]));
         }
     };
-    check_name(&name)?;
+    check_name(field, &name)?;
     let _one_writer = state.inner.writes.lock().await;
     let Locked {
         base,
@@ -109,6 +125,7 @@ pub(crate) async fn create(
             format!("{what} {name:?} already exists"),
         ));
     }
+    kinds_complete(kind, &mut doc, None)?;
     let put = Change::Put {
         kind,
         name: &name,
@@ -120,8 +137,22 @@ pub(crate) async fn create(
     )?;
     let record = tx.create(kind, &name, doc, &caller.actor).await?;
     tx.commit().await?;
-    let location = format!("/api/v1/{kind}/{}", segment(&name));
-    Ok(entity(StatusCode::CREATED, &record, Some(location)))
+    Ok(record)
+}
+
+/// What a kind checks or fills in under the writer lock, before validation: a PUT may leave
+/// out an OAuth client's `secret_hash` or a certificate's `key` (kept from `existing`), and
+/// a certificate's PEM must parse, which `load_value` does not check.
+pub(crate) fn kinds_complete(
+    kind: &str,
+    doc: &mut Value,
+    existing: Option<&Record>,
+) -> Result<(), ApiError> {
+    match kind {
+        kinds::OAUTH_CLIENTS => crate::oauth_clients::complete(doc, existing),
+        kinds::CERTIFICATES => crate::certificates::complete(doc, existing),
+        _ => Ok(()),
+    }
 }
 
 pub(crate) async fn replace(
@@ -137,14 +168,15 @@ pub(crate) async fn replace(
         return Err(not_object());
     };
     // The name is the key in the URL; the body may leave it out but not contradict it.
-    match fields.get("name") {
+    let field = key_field(kind);
+    match fields.get(field) {
         None => {
-            fields.insert("name".to_owned(), Value::String(name.to_owned()));
+            fields.insert(field.to_owned(), Value::String(name.to_owned()));
         }
         Some(Value::String(n)) if n == name => {}
         Some(_) => {
             let msg = format!("must be {name:?}, as in the URL (entities cannot be renamed)");
-            return Err(invalid(vec![Detail::new("name", msg)]));
+            return Err(invalid(vec![Detail::new(field, msg)]));
         }
     }
     let _one_writer = state.inner.writes.lock().await;
@@ -155,6 +187,7 @@ pub(crate) async fn replace(
     } = lock(state, kind, name).await?;
     let existing = find(&records, kind, name).ok_or_else(|| not_found(kind, name))?;
     precondition(existing, expect)?;
+    kinds_complete(kind, &mut doc, Some(existing))?;
     let put = Change::Put {
         kind,
         name,
@@ -254,7 +287,7 @@ pub(crate) fn refuse(problems: Vec<Detail>, status: StatusCode) -> Result<(), Ap
     })
 }
 
-fn invalid(details: Vec<Detail>) -> ApiError {
+pub(crate) fn invalid(details: Vec<Detail>) -> ApiError {
     let n = details.len();
     let s = if n == 1 { "" } else { "s" };
     ApiError::bad_request(
@@ -272,7 +305,7 @@ pub(crate) fn not_found(kind: &str, name: &str) -> ApiError {
     ApiError::not_found(format!("{} {name:?} not found", singular(kind)))
 }
 
-pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
+pub(crate) fn check_name(field: &str, name: &str) -> Result<(), ApiError> {
     let problem = if name.trim().is_empty() {
         "must not be empty"
     } else if name.len() > MAX_NAME {
@@ -282,12 +315,14 @@ pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
     } else {
         return Ok(());
     };
-    Err(invalid(vec![Detail::new("name", problem)]))
+    Err(invalid(vec![Detail::new(field, problem)]))
 }
 
-/// An entity response: the document as written, with its revision as ETag.
-fn entity(status: StatusCode, record: &Record, location: Option<String>) -> Response {
-    let mut response = (status, Json(&record.doc)).into_response();
+/// An entity response: the document as written (less a certificate's key), with its
+/// revision as ETag.
+pub(crate) fn entity(status: StatusCode, record: &Record, location: Option<String>) -> Response {
+    let doc = public_view(&record.kind, record.doc.clone());
+    let mut response = (status, Json(doc)).into_response();
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&etag(record.revision)) {
         headers.insert(header::ETAG, v);
@@ -307,6 +342,14 @@ pub(crate) fn name(path: Result<Path<String>, PathRejection>) -> Result<String, 
 /// Handlers and OpenAPI operations for one kind; see the module docs.
 macro_rules! entity_api {
     ($module:ident, $kind:tt, $one:tt, $schema:ident, $list:ident, $collection:tt, $item:tt) => {
+        entity_api!($module, $kind, $one, $schema, $list, $collection, $item,
+            input = $schema, created = $schema, create = entities::create);
+    };
+    // `input`: the request body's schema where it differs from the entity's (fields the
+    // response leaves out, or a POST/PUT may); `created`, `create`: POST's response and
+    // handler, for kinds whose creation returns more than the entity (a client secret).
+    ($module:ident, $kind:tt, $one:tt, $schema:ident, $list:ident, $collection:tt, $item:tt,
+        input = $input:ident, created = $created:ident, create = $create:path) => {
         pub(crate) mod $module {
             use axum::Extension;
             use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -317,7 +360,7 @@ macro_rules! entity_api {
             #[allow(unused_imports, reason = "named only by the OpenAPI attributes")]
             use crate::error::ErrorBody;
             #[allow(unused_imports, reason = "named only by the OpenAPI attributes")]
-            use crate::schema::{$list, $schema};
+            use crate::schema;
             use crate::auth::Caller;
             use crate::body::JsonBody;
             use crate::entities::{self, ListParams};
@@ -326,7 +369,7 @@ macro_rules! entity_api {
 
             #[utoipa::path(get, path = $collection, tag = $kind, operation_id = concat!("list_", $kind), params(ListParams),
                 security(("bearer" = [])),
-                responses((status = 200, description = "One page, in name order", body = $list),
+                responses((status = 200, description = "One page, in name order", body = schema::$list),
                     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
             pub(crate) async fn list(
                 State(state): State<AdminState>,
@@ -336,9 +379,9 @@ macro_rules! entity_api {
                 Ok(entities::list(&state, $kind, params).await?.into_response())
             }
 
-            #[utoipa::path(post, path = $collection, tag = $kind, operation_id = concat!("create_", $one), request_body = $schema,
+            #[utoipa::path(post, path = $collection, tag = $kind, operation_id = concat!("create_", $one), request_body = schema::$input,
                 security(("bearer" = [])),
-                responses((status = 201, description = "Created; `ETag` and `Location` set", body = $schema),
+                responses((status = 201, description = "Created; `ETag` and `Location` set", body = schema::$created),
                     (status = 400, description = "Invalid; `details` name the fields", body = ErrorBody),
                     (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
                     (status = 409, description = "The name is taken or defined in the file", body = ErrorBody)))]
@@ -347,13 +390,13 @@ macro_rules! entity_api {
                 Extension(caller): Extension<Caller>,
                 JsonBody(doc): JsonBody,
             ) -> Result<Response, ApiError> {
-                entities::create(&state, &caller, $kind, doc).await
+                $create(&state, &caller, $kind, doc).await
             }
 
             #[utoipa::path(get, path = $item, tag = $kind, operation_id = concat!("get_", $one),
                 params(("name" = String, Path, description = "The entity's name")),
                 security(("bearer" = [])),
-                responses((status = 200, description = "The entity; `ETag` is its revision", body = $schema),
+                responses((status = 200, description = "The entity; `ETag` is its revision", body = schema::$schema),
                     (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
             pub(crate) async fn get(
                 State(state): State<AdminState>,
@@ -362,11 +405,11 @@ macro_rules! entity_api {
                 entities::get(&state, $kind, &entities::name(name)?).await
             }
 
-            #[utoipa::path(put, path = $item, tag = $kind, operation_id = concat!("replace_", $one), request_body = $schema,
+            #[utoipa::path(put, path = $item, tag = $kind, operation_id = concat!("replace_", $one), request_body = schema::$input,
                 params(("name" = String, Path, description = "The entity's name"),
                     ("If-Match" = Option<String>, Header, description = "Replace only at this revision (its ETag)")),
                 security(("bearer" = [])),
-                responses((status = 200, description = "Replaced; `ETag` is the new revision", body = $schema),
+                responses((status = 200, description = "Replaced; `ETag` is the new revision", body = schema::$schema),
                     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
                     (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
                     (status = 409, body = ErrorBody),
@@ -440,4 +483,28 @@ entity_api!(
     PlanList,
     "/api/v1/plans",
     "/api/v1/plans/{name}"
+);
+entity_api!(
+    oauth_clients,
+    "oauth-clients",
+    "oauth_client",
+    OAuthClient,
+    OAuthClientList,
+    "/api/v1/oauth-clients",
+    "/api/v1/oauth-clients/{name}",
+    input = OAuthClientInput,
+    created = CreatedOAuthClient,
+    create = crate::oauth_clients::create
+);
+entity_api!(
+    certificates,
+    "certificates",
+    "certificate",
+    CertificateInfo,
+    CertificateList,
+    "/api/v1/certificates",
+    "/api/v1/certificates/{name}",
+    input = Certificate,
+    created = CertificateInfo,
+    create = entities::create
 );

@@ -76,6 +76,20 @@ impl ApiError {
         self
     }
 
+    /// The same error with every detail's path under `prefix` (`routes[2].`), for a problem
+    /// of one item of a request that holds several.
+    pub fn prefixed(mut self, prefix: &str) -> Self {
+        for d in &mut self.details {
+            let joined = if d.path.is_empty() {
+                prefix.trim_end_matches('.').to_owned()
+            } else {
+                format!("{prefix}{}", d.path)
+            };
+            d.path = joined;
+        }
+        self
+    }
+
     /// 401: no usable credentials, so say which scheme to use.
     pub fn unauthorized(message: impl Into<String>, bad_token: bool) -> Self {
         let mut e = Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message);

@@ -14,13 +14,17 @@ mod applied;
 mod auth;
 mod body;
 mod cache;
+mod certificates;
 mod consumer_auth;
 mod entities;
 mod error;
 mod health;
 mod import;
 mod keys;
+mod kinds;
 mod metrics;
+mod oauth_clients;
+mod push;
 mod schema;
 mod service_list;
 mod services;
@@ -68,6 +72,8 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         (name = "routes", description = "How requests find their upstream"),
         (name = "consumers", description = "Named callers, their credential hashes and API keys"),
         (name = "plans", description = "Tiers of service: rate limits and quotas for consumers"),
+        (name = "oauth-clients", description = "Clients of the gateway's OAuth server (`oauth.clients`); secrets stored as argon2 hashes"),
+        (name = "certificates", description = "TLS certificates for every TLS listener; private keys are never returned"),
         (name = "services", description = "APIs published from their OpenAPI documents"),
         (name = "config", description = "How the file and the store combine"),
         (name = "cache", description = "The response cache: purges and what it holds"),
@@ -134,9 +140,28 @@ fn parts() -> (
             entities::plans::replace,
             entities::plans::delete
         ))
+        .routes(routes!(
+            entities::oauth_clients::list,
+            entities::oauth_clients::create
+        ))
+        .routes(routes!(
+            entities::oauth_clients::get,
+            entities::oauth_clients::replace,
+            entities::oauth_clients::delete
+        ))
+        .routes(routes!(
+            entities::certificates::list,
+            entities::certificates::create
+        ))
+        .routes(routes!(
+            entities::certificates::get,
+            entities::certificates::replace,
+            entities::certificates::delete
+        ))
         .routes(routes!(keys::create))
         .routes(routes!(keys::revoke))
         .routes(routes!(sources::file_entities))
+        .merge(push_route())
         .routes(routes!(service_list::list))
         .routes(routes!(services::import, services::document))
         .routes(routes!(services::remove))
@@ -150,6 +175,14 @@ fn parts() -> (
         .routes(routes!(cache::purge))
         .routes(routes!(cache::status));
     (public.split_for_parts(), protected.split_for_parts())
+}
+
+/// `POST /api/v1/config/push` carries a whole configuration's entities at once, so it
+/// accepts bodies up to [`push::MAX_PUSH_BODY`] (the others: [`body::MAX_BODY`]).
+fn push_route() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new()
+        .routes(routes!(push::push))
+        .layer(axum::extract::DefaultBodyLimit::max(push::MAX_PUSH_BODY))
 }
 
 /// The admin API's OpenAPI 3.1 document, as served at [`OPENAPI_PATH`].

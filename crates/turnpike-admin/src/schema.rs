@@ -336,6 +336,95 @@ pub struct ConsumerList {
     pub next: Option<String>,
 }
 
+/// A client of the gateway's OAuth server (`oauth.clients` in the file), as stored and
+/// returned: only the hash of its secret.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthClient {
+    pub client_id: String,
+    /// argon2 PHC hash of the client secret.
+    pub secret_hash: String,
+    /// Scopes this client may be granted.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Consumer the client's tokens act as; defaults to an ad-hoc one named after it.
+    #[serde(default)]
+    pub consumer: Option<String>,
+}
+
+/// An OAuth client to create or replace. Without `secret_hash`, `POST` generates a secret
+/// (returned once, as `client_secret`) and `PUT` keeps the stored one.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthClientInput {
+    /// Optional in a `PUT` body (the URL names the client).
+    pub client_id: String,
+    /// argon2 PHC hash of the secret (`turnpike secret generate`).
+    #[serde(default)]
+    pub secret_hash: Option<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub consumer: Option<String>,
+}
+
+/// A created OAuth client; `client_secret` only when the secret was generated, shown only
+/// in this response.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreatedOAuthClient {
+    pub client_id: String,
+    pub secret_hash: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub consumer: Option<String>,
+    /// The secret in clear: what the client sends (HTTP Basic or `client_secret_post`).
+    #[serde(default)]
+    pub client_secret: Option<String>,
+}
+
+/// One page of OAuth clients.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct OAuthClientList {
+    pub items: Vec<OAuthClient>,
+    /// Pass as `after` for the next page; absent on the last.
+    pub next: Option<String>,
+}
+
+/// A TLS certificate to create or replace: served by every TLS listener, chosen by SNI.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Certificate {
+    pub name: String,
+    /// PEM certificate chain, leaf first.
+    pub cert: String,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of the leaf. Never returned; a `PUT`
+    /// without it keeps the stored key.
+    pub key: String,
+    /// SNI names it serves (`*.example.com` allowed); empty means the names in the
+    /// certificate itself.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+}
+
+/// A stored TLS certificate as returned: without its private key.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CertificateInfo {
+    pub name: String,
+    /// PEM certificate chain, leaf first.
+    pub cert: String,
+    #[serde(default)]
+    pub hosts: Vec<String>,
+}
+
+/// One page of certificates.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CertificateList {
+    pub items: Vec<CertificateInfo>,
+    /// Pass as `after` for the next page; absent on the last.
+    pub next: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use serde::de::DeserializeOwned;
@@ -388,6 +477,8 @@ mod tests {
             ("Plan", model_fields::<model::Plan>()),
             ("RateLimit", model_fields::<model::RateLimit>()),
             ("Quota", model_fields::<model::Quota>()),
+            ("OAuthClient", model_fields::<model::OAuthClient>()),
+            ("OAuthClientInput", model_fields::<model::OAuthClient>()),
         ];
         for (name, fields) in pairs {
             assert_eq!(schema_fields(name), fields, "{name}");

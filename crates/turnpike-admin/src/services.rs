@@ -105,7 +105,7 @@ pub(crate) async fn import(
 ) -> Result<Response, ApiError> {
     let service = entities::name(name)?;
     let params = crate::body::query(q)?;
-    entities::check_name(&service)?;
+    entities::check_name("name", &service)?;
     let _one_writer = state.inner.writes.lock().await;
     let Locked {
         base,

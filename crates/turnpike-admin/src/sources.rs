@@ -18,6 +18,9 @@ pub struct FileEntities {
     pub routes: Vec<String>,
     pub consumers: Vec<String>,
     pub plans: Vec<String>,
+    /// `client_id`s of the file's `oauth.clients`.
+    #[serde(rename = "oauth-clients")]
+    pub oauth_clients: Vec<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/file-entities", tag = "config", operation_id = "file_entities",
@@ -31,6 +34,7 @@ pub(crate) async fn file_entities(State(state): State<AdminState>) -> Result<Res
         routes: base_names(&base, "routes"),
         consumers: base_names(&base, "consumers"),
         plans: base_names(&base, "plans"),
+        oauth_clients: base_names(&base, crate::kinds::OAUTH_CLIENTS),
     };
     Ok(Json(names).into_response())
 }

@@ -95,7 +95,7 @@ pub fn matches(token: &str, stored: &str) -> bool {
 }
 
 /// Uniform base62 characters by rejection sampling (bytes ≥ 248 would bias the result).
-fn base62(rng: &SystemRandom, len: usize) -> Result<String, RandomError> {
+pub(crate) fn base62(rng: &SystemRandom, len: usize) -> Result<String, RandomError> {
     let mut out = String::with_capacity(len);
     let mut buf = [0u8; 64];
     while out.len() < len {

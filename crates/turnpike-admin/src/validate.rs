@@ -5,8 +5,10 @@
 //! Only problems the change introduces count, so an effective config that is already
 //! imperfect (say, a file without listeners in a test) does not block unrelated writes.
 //! Positions in lists shift when an item is removed, so problems are compared by name:
-//! `routes[3].upstream` becomes `routes["everything"].upstream`, and problems inside the
-//! candidate itself become relative to it (`upstream`), as the API client wrote them.
+//! `routes[3].upstream` becomes `routes["everything"].upstream` (and
+//! `oauth.clients[0].consumer` becomes `oauth-clients["app"].consumer`; see `kinds.rs` for
+//! where each kind is merged), and problems inside the candidate itself become relative to
+//! it (`upstream`), as the API client wrote them.
 
 use std::path::Path;
 
@@ -15,9 +17,7 @@ use turnpike_config::load_value;
 use turnpike_store::Record;
 
 use crate::error::Detail;
-
-/// The entity kinds the admin API manages, named like their config sections.
-pub(crate) const KINDS: [&str; 4] = ["upstreams", "routes", "consumers", "plans"];
+use crate::kinds::{self, KINDS};
 
 /// A write to check.
 #[derive(Debug, Clone, Copy)]
@@ -45,11 +45,14 @@ impl<'a> Change<'a> {
 /// The problems `change` would add to the effective configuration; empty when it is fine.
 pub(crate) fn check(base: &Value, records: &[Record], change: Change<'_>) -> Vec<Detail> {
     let (kind, name) = change.key();
+    if let (Change::Put { .. }, Some(why)) = (change, kinds::homeless(base, kind)) {
+        return vec![Detail::new("", why)];
+    }
     let before = effective(base, records, None);
     let after = effective(base, records, Some(change));
     let old = problems(&before, None);
     let candidate = match change {
-        Change::Put { .. } => Some((kind, position(&after, kind, name))),
+        Change::Put { .. } => Some((kind, name)),
         Change::Delete { .. } => None,
     };
     problems(&after, candidate)
@@ -72,16 +75,7 @@ pub(crate) fn check_all(base: &Value, records: &[Record], changes: &[Change<'_>]
 
 /// The names the file's configuration defines for `kind` (read-only through the API).
 pub(crate) fn base_names(base: &Value, kind: &str) -> Vec<String> {
-    base.get(kind)
-        .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(item_name)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
+    kinds::base_names(base, kind)
 }
 
 /// The base document with every store entity appended to its section; `change` replaces,
@@ -102,73 +96,43 @@ fn effective_all(base: &Value, records: &[Record], changes: &[Change<'_>]) -> Va
         if skip.contains(&(r.kind.as_str(), r.name.as_str())) {
             continue;
         }
-        push(&mut doc, &r.kind, r.doc.clone());
+        kinds::merge(&mut doc, &r.kind, r.doc.clone());
     }
     for change in changes {
         if let Change::Put {
             kind, doc: item, ..
         } = change
         {
-            push(&mut doc, kind, (*item).clone());
+            kinds::merge(&mut doc, kind, (*item).clone());
         }
     }
     Value::Object(doc)
 }
 
-fn push(doc: &mut Map<String, Value>, kind: &str, item: Value) {
-    let slot = doc
-        .entry(kind.to_owned())
-        .or_insert_with(|| Value::Array(Vec::new()));
-    if let Value::Array(items) = slot {
-        items.push(item);
-    }
-}
-
-/// Index of the (last) item called `name` in section `kind`: the candidate was appended.
-fn position(doc: &Value, kind: &str, name: &str) -> usize {
-    doc.get(kind)
-        .and_then(Value::as_array)
-        .and_then(|items| items.iter().rposition(|i| item_name(i) == Some(name)))
-        .unwrap_or(usize::MAX)
-}
-
-fn item_name(item: &Value) -> Option<&str> {
-    item.get("name").and_then(Value::as_str)
-}
-
 /// Every problem of `doc`, with list positions replaced by names; problems inside the
-/// candidate (section and index) relative to it.
-fn problems(doc: &Value, candidate: Option<(&str, usize)>) -> Vec<Detail> {
+/// candidate (kind and name) relative to it. A certificate is merged into every TLS
+/// listener, so its problems come once per listener: each is reported once.
+fn problems(doc: &Value, candidate: Option<(&str, &str)>) -> Vec<Detail> {
     let Err(errors) = load_value(doc, Path::new("admin-api")) else {
         return Vec::new();
     };
-    errors
-        .errors()
-        .iter()
-        .map(|e| Detail::new(rename(doc, &e.path, candidate), e.message.clone()))
-        .collect()
+    let mut out: Vec<Detail> = Vec::new();
+    for e in errors.errors() {
+        let detail = Detail::new(rename(doc, &e.path, candidate), e.message.clone());
+        if !out.contains(&detail) {
+            out.push(detail);
+        }
+    }
+    out
 }
 
 /// `routes[3].upstream` → `routes["everything"].upstream`, or `upstream` for the candidate.
-fn rename(doc: &Value, path: &str, candidate: Option<(&str, usize)>) -> String {
-    let Some((section, rest)) = path.split_once('[') else {
-        return path.to_owned();
-    };
-    let Some((index, tail)) = rest.split_once(']') else {
-        return path.to_owned();
-    };
-    let Ok(index) = index.parse::<usize>() else {
-        return path.to_owned();
-    };
-    if candidate == Some((section, index)) {
-        return tail.strip_prefix('.').unwrap_or(tail).to_owned();
-    }
-    match doc
-        .get(section)
-        .and_then(|s| s.get(index))
-        .and_then(item_name)
-    {
-        Some(name) => format!("{section}[{name:?}]{tail}"),
+fn rename(doc: &Value, path: &str, candidate: Option<(&str, &str)>) -> String {
+    match kinds::locate(doc, path) {
+        Some((kind, name, tail)) if candidate == Some((kind, name.as_str())) => {
+            tail.strip_prefix('.').unwrap_or(tail).to_owned()
+        }
+        Some((kind, name, tail)) => format!("{kind}[{name:?}]{tail}"),
         None => path.to_owned(),
     }
 }

@@ -105,17 +105,38 @@ pub struct ListenerTls {
     pub client_auth: Option<ClientAuth>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+/// A certificate and its key: PEM files, or with `pem: true` the PEM text itself (how
+/// certificates managed through the admin API reach the listeners; the text then is a secret,
+/// which `Debug` leaves out).
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Certificate {
-    /// PEM file with the certificate chain, leaf first.
+    /// Names it in errors; the admin API's certificates carry their entity name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// PEM file with the certificate chain, leaf first (with `pem`: the chain itself).
     pub cert: String,
-    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    /// PEM file with the private key, PKCS#8, PKCS#1 or SEC1 (with `pem`: the key itself).
     pub key: String,
     /// SNI names served by this certificate (`*.example.com` allowed); empty means the
     /// names in the certificate itself.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,
+    /// `cert` and `key` hold PEM text, not file names.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pem: bool,
+}
+
+impl std::fmt::Debug for Certificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let key = if self.pem { "<inline PEM>" } else { &self.key };
+        f.debug_struct("Certificate")
+            .field("name", &self.name)
+            .field("cert", &if self.pem { "<inline PEM>" } else { &self.cert })
+            .field("key", &key)
+            .field("hosts", &self.hosts)
+            .finish()
+    }
 }
 
 /// Process-wide limits and behaviour; every field has a safe default.

@@ -179,7 +179,12 @@ impl Checker<'_> {
             let at = format!("{at}.certificates[{i}]");
             for (field, file) in [("cert", &cert.cert), ("key", &cert.key)] {
                 if file.trim().is_empty() {
-                    self.err(format!("{at}.{field}"), "must name a PEM file");
+                    let msg = if cert.pem {
+                        "must hold PEM text (`pem: true`)"
+                    } else {
+                        "must name a PEM file"
+                    };
+                    self.err(format!("{at}.{field}"), msg);
                 }
             }
             for (j, host) in cert.hosts.iter().enumerate() {

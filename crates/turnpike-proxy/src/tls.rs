@@ -6,6 +6,8 @@
 //! nothing claims, and clients without SNI, get the first certificate. Every file is read
 //! when a snapshot is built, so a reload picks up renewed certificates for new
 //! connections; a certificate whose key does not match fails the build, naming the files.
+//! Certificates with `pem: true` carry the PEM text itself (the admin API's certificates,
+//! merged in from the store), so a store change reaches new connections the same way.
 //!
 //! A listener with `client_auth` asks clients for certificates and verifies them against
 //! its CA bundle (webpki): a `required` one refuses the handshake without a valid
@@ -197,7 +199,15 @@ fn open(path: &str) -> Result<BufReader<File>, TlsError> {
 
 /// Every certificate in a PEM file; at least one.
 pub fn load_certs(path: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut open(path)?)
+    read_certs(&mut open(path)?, path)
+}
+
+/// Every certificate in PEM text read from `pem`, named `path` in errors; at least one.
+fn read_certs(
+    pem: &mut dyn std::io::BufRead,
+    path: &str,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(pem)
         .collect::<Result<_, _>>()
         .map_err(|source| TlsError::Read {
             path: path.to_owned(),
@@ -213,7 +223,15 @@ pub fn load_certs(path: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> 
 
 /// The first private key in a PEM file.
 pub fn load_key(path: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
-    rustls_pemfile::private_key(&mut open(path)?)
+    read_key(&mut open(path)?, path)
+}
+
+/// The first private key in PEM text read from `pem`, named `path` in errors.
+fn read_key(
+    pem: &mut dyn std::io::BufRead,
+    path: &str,
+) -> Result<PrivateKeyDer<'static>, TlsError> {
+    rustls_pemfile::private_key(pem)
         .map_err(|source| TlsError::Read {
             path: path.to_owned(),
             source,
@@ -237,10 +255,22 @@ pub fn load_roots(path: &str) -> Result<RootCertStore, TlsError> {
 }
 
 fn load_certified_key(cert: &model::Certificate) -> Result<CertifiedKey, TlsError> {
-    let chain = load_certs(&cert.cert)?;
-    let key = load_key(&cert.key)?;
+    // Inline PEM (the admin API's certificates) is named in errors, never quoted: the key
+    // text is a secret.
+    let (chain, key, cert_at, key_at) = if cert.pem {
+        let name = cert.name.as_deref().unwrap_or("(unnamed)");
+        let cert_at = format!("certificate {name:?} (inline PEM chain)");
+        let key_at = format!("certificate {name:?} (inline PEM key)");
+        let chain = read_certs(&mut cert.cert.as_bytes(), &cert_at)?;
+        let key = read_key(&mut cert.key.as_bytes(), &key_at)?;
+        (chain, key, cert_at, key_at)
+    } else {
+        let chain = load_certs(&cert.cert)?;
+        let key = load_key(&cert.key)?;
+        (chain, key, cert.cert.clone(), cert.key.clone())
+    };
     let signing = any_supported_type(&key).map_err(|source| TlsError::BadKey {
-        path: cert.key.clone(),
+        path: key_at.clone(),
         source,
     })?;
     let certified = CertifiedKey::new(chain, signing);
@@ -248,11 +278,11 @@ fn load_certified_key(cert: &model::Certificate) -> Result<CertifiedKey, TlsErro
         // Key types whose public key rustls cannot derive are checked at handshake time.
         Ok(()) | Err(rustls::Error::InconsistentKeys(InconsistentKeys::Unknown)) => Ok(certified),
         Err(rustls::Error::InconsistentKeys(_)) => Err(TlsError::Mismatch {
-            cert: cert.cert.clone(),
-            key: cert.key.clone(),
+            cert: cert_at,
+            key: key_at,
         }),
         Err(source) => Err(TlsError::BadCert {
-            path: cert.cert.clone(),
+            path: cert_at,
             source,
         }),
     }

@@ -1,9 +1,11 @@
 //! Turnpike's durable store: entities as JSON documents keyed by `(kind, name)`, an audit log,
-//! admin tokens and a config version that every entity write bumps, on embedded SQLite (the
-//! default) or PostgreSQL with the same schema and migrations.
+//! admin tokens and a config version that every entity write transaction bumps once, on
+//! embedded SQLite (the default) or PostgreSQL with the same schema and migrations.
 //!
-//! Every write is one transaction: the entity change, the version bump, the audit row and, on
-//! PostgreSQL, a `NOTIFY turnpike_config` that is delivered only on commit. Nodes follow the
+//! Every write is one transaction: the entity changes, the version bump, the audit rows and,
+//! on PostgreSQL, a `NOTIFY turnpike_config` that is delivered only on commit. Secret fields
+//! (a certificate's private key, [`AUDIT_REDACTED`]) are kept in the entity but redacted in
+//! the audit log. Nodes follow the
 //! version through [`Store::watch`]. The store does not interpret documents: the admin API
 //! validates them with the config model before they get here. Any kind string works; the
 //! admin API uses the config file's section names (`upstreams`, `routes`, `consumers`,
@@ -54,8 +56,8 @@ pub use crate::error::StoreError;
 pub use crate::feed::{CHANNEL, ChangeFeed};
 pub use crate::migrate::SCHEMA_VERSION;
 pub use crate::types::{
-    AuditEntry, AuditQuery, ListQuery, MAX_LIMIT, NewToken, NodeRow, Page, Record, Resolution,
-    TOKEN_KIND, TokenRow, UsageQuery,
+    AUDIT_REDACTED, AuditEntry, AuditQuery, ListQuery, MAX_LIMIT, NewToken, NodeRow, Page,
+    REDACTED, Record, Resolution, TOKEN_KIND, TokenRow, UsageQuery,
 };
 pub use crate::write::WriteTx;
 use turnpike_analytics::UsageRow;

@@ -12,6 +12,14 @@
 //! `before` document) stays current until it commits, and versions are handed out in commit
 //! order.
 
+/// Who writes an entity, and whether this write bumps the config version (the first of its
+/// transaction does).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct By<'a> {
+    pub(crate) actor: &'a str,
+    pub(crate) bump: bool,
+}
+
 /// Expands to a `Db` type over `$db` with the entity operations. `$postgres` turns on NOTIFY.
 macro_rules! entity_queries {
     ($db:ty, $conn:ty, $postgres:expr) => {
@@ -19,7 +27,10 @@ macro_rules! entity_queries {
         use sqlx::Row;
 
         use $crate::error::{Redactor, Result, StoreError, is_unique_violation};
-        use $crate::types::{ListQuery, Page, Record, check_limit, doc_text, now, parse_doc};
+        use $crate::sql::By;
+        use $crate::types::{
+            ListQuery, Page, Record, audit_view, check_limit, doc_text, now, parse_doc,
+        };
 
         type Conn = $conn;
         type DbRow = <$db as sqlx::Database>::Row;
@@ -95,7 +106,8 @@ macro_rules! entity_queries {
                 }
             }
 
-            /// Bumps the config version; every entity write does, inside its transaction.
+            /// Bumps the config version: the first entity write of a transaction does, so one
+            /// transaction is one version however many entities it writes.
             async fn bump(&self, conn: &mut Conn) -> Result<i64> {
                 let version: i64 = sqlx::query_scalar(
                     "UPDATE config_version SET version = version + 1 WHERE id = 1 \
@@ -129,8 +141,8 @@ macro_rules! entity_queries {
                 .bind(a.action)
                 .bind(a.kind)
                 .bind(a.name)
-                .bind(a.before.map(doc_text))
-                .bind(a.after.map(doc_text))
+                .bind(a.before.map(|d| audit_view(a.kind, d)))
+                .bind(a.after.map(|d| audit_view(a.kind, d)))
                 .execute(&mut *conn)
                 .await
                 .map_err(|e| self.err(e))?;
@@ -198,9 +210,12 @@ macro_rules! entity_queries {
                 kind: &str,
                 name: &str,
                 doc: Value,
-                actor: &str,
+                by: By<'_>,
             ) -> Result<Record> {
-                self.bump(&mut *tx).await?;
+                let actor = by.actor;
+                if by.bump {
+                    self.bump(&mut *tx).await?;
+                }
                 let at = now();
                 let rec = Record {
                     kind: kind.to_owned(),
@@ -252,9 +267,12 @@ macro_rules! entity_queries {
                 name: &str,
                 doc: Value,
                 expect: Option<i64>,
-                actor: &str,
+                by: By<'_>,
             ) -> Result<Record> {
-                self.bump(&mut *tx).await?;
+                let actor = by.actor;
+                if by.bump {
+                    self.bump(&mut *tx).await?;
+                }
                 let before = self.fetch(&mut *tx, kind, name).await?;
                 let before = before.ok_or_else(|| not_found(kind, name))?;
                 if expect.is_some_and(|e| e != before.revision) {
@@ -301,9 +319,12 @@ macro_rules! entity_queries {
                 kind: &str,
                 name: &str,
                 expect: Option<i64>,
-                actor: &str,
+                by: By<'_>,
             ) -> Result<()> {
-                self.bump(&mut *tx).await?;
+                let actor = by.actor;
+                if by.bump {
+                    self.bump(&mut *tx).await?;
+                }
                 let before = self.fetch(&mut *tx, kind, name).await?;
                 let before = before.ok_or_else(|| not_found(kind, name))?;
                 if expect.is_some_and(|e| e != before.revision) {

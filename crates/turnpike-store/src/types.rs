@@ -236,6 +236,34 @@ pub(crate) fn parse_doc(text: &str) -> Result<Value> {
         .map_err(|e| StoreError::Unavailable(format!("stored document is not JSON: {e}")))
 }
 
+/// Fields of a kind's documents that are secrets the store must keep (a certificate's private
+/// key, which the gateway needs to serve TLS) but never copies into the audit log: there
+/// they read [`REDACTED`]. The store does not otherwise look inside documents.
+pub const AUDIT_REDACTED: &[(&str, &str)] = &[("certificates", "key")];
+
+/// What a redacted field holds in the audit log.
+pub const REDACTED: &str = "[redacted]";
+
+/// `doc` as the audit log keeps it: the secret fields of `kind` replaced (see
+/// [`AUDIT_REDACTED`]).
+pub(crate) fn audit_view(kind: &str, doc: &Value) -> String {
+    let mut secret = AUDIT_REDACTED
+        .iter()
+        .filter(|(k, _)| *k == kind)
+        .map(|(_, field)| *field)
+        .peekable();
+    let Some(fields) = doc.as_object().filter(|_| secret.peek().is_some()) else {
+        return doc_text(doc);
+    };
+    let mut shown = fields.clone();
+    for field in secret {
+        if let Some(value) = shown.get_mut(field) {
+            *value = Value::String(REDACTED.to_owned());
+        }
+    }
+    doc_text(&Value::Object(shown))
+}
+
 pub(crate) fn doc_text(doc: &Value) -> String {
     // A `Value` always serialises; the fallback only keeps this free of `expect`.
     serde_json::to_string(doc).unwrap_or_else(|_| "null".to_owned())
@@ -251,6 +279,15 @@ mod tests {
         assert!(t.ends_with('Z'), "{t}");
         assert_eq!(t.len(), "2026-01-01T00:00:00.000000Z".len(), "{t}");
         assert!(t.parse::<jiff::Timestamp>().is_ok());
+    }
+
+    #[test]
+    fn audit_view_hides_secret_fields_only() {
+        let doc = serde_json::json!({"name": "c", "cert": "PEM", "key": "SECRET"});
+        let shown = audit_view("certificates", &doc);
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.contains(REDACTED) && shown.contains("PEM"), "{shown}");
+        assert!(audit_view("routes", &doc).contains("SECRET"));
     }
 
     #[test]

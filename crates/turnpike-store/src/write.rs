@@ -23,15 +23,19 @@ use serde_json::Value;
 
 use crate::db::{postgres, sqlite};
 use crate::error::StoreError;
+use crate::sql::By;
 use crate::types::Record;
 
 /// An open write transaction holding the store's writer lock; see the module doc.
 ///
-/// Every write in it bumps the config version and is audited, like [`crate::Store::create`]
-/// and friends (which are one-write transactions of this kind). Nothing is visible to anyone
+/// Every write in it is audited, like [`crate::Store::create`] and friends (which are
+/// one-write transactions of this kind); the first one bumps the config version, so a
+/// transaction is one version however many entities it writes, and followers rebuild once. Nothing is visible to anyone
 /// else until [`WriteTx::commit`]; dropping it rolls back and releases the lock.
 pub struct WriteTx {
     inner: Inner,
+    /// An entity write happened, so the version is already bumped: one per transaction.
+    bumped: bool,
 }
 
 enum Inner {
@@ -72,6 +76,7 @@ impl WriteTx {
         let tx = db.begin_write().await?;
         Ok(Self {
             inner: Inner::Sqlite(db.clone(), tx),
+            bumped: false,
         })
     }
 
@@ -79,6 +84,7 @@ impl WriteTx {
         let tx = db.begin_write().await?;
         Ok(Self {
             inner: Inner::Postgres(db.clone(), tx),
+            bumped: false,
         })
     }
 
@@ -101,7 +107,8 @@ impl WriteTx {
         doc: Value,
         actor: &str,
     ) -> Result<Record, StoreError> {
-        on_tx!(self, db, conn => db.create(conn, kind, name, doc, actor).await)
+        let bump = self.first_write();
+        on_tx!(self, db, conn => db.create(conn, kind, name, doc, By { actor, bump }).await)
     }
 
     /// Replaces an entity's document; with `expect`, only at that revision.
@@ -113,7 +120,8 @@ impl WriteTx {
         expect: Option<i64>,
         actor: &str,
     ) -> Result<Record, StoreError> {
-        on_tx!(self, db, conn => db.update(conn, kind, name, doc, expect, actor).await)
+        let bump = self.first_write();
+        on_tx!(self, db, conn => db.update(conn, kind, name, doc, expect, By { actor, bump }).await)
     }
 
     /// Deletes an entity; with `expect`, only at that revision.
@@ -124,7 +132,14 @@ impl WriteTx {
         expect: Option<i64>,
         actor: &str,
     ) -> Result<(), StoreError> {
-        on_tx!(self, db, conn => db.delete(conn, kind, name, expect, actor).await)
+        let bump = self.first_write();
+        on_tx!(self, db, conn => db.delete(conn, kind, name, expect, By { actor, bump }).await)
+    }
+
+    /// True once per transaction: its first write bumps the config version. A failed write
+    /// still counts; its error is meant to end the transaction (drop rolls it all back).
+    fn first_write(&mut self) -> bool {
+        !std::mem::replace(&mut self.bumped, true)
     }
 
     /// Makes every write visible at once (PostgreSQL sends the `NOTIFY`s now) and releases

@@ -58,11 +58,10 @@ impl fmt::Display for ApiFailure {
 
 impl std::error::Error for ApiFailure {}
 
-/// A successful answer: its body (null when empty) and `ETag`.
+/// A successful answer: its body (null when empty).
 #[derive(Debug)]
 pub struct Reply {
     pub body: Value,
-    pub etag: Option<String>,
 }
 
 /// One admin API, at one base URL, with one token.
@@ -140,11 +139,6 @@ impl AdminClient {
             Ok(Ok(r)) => r,
         };
         let status = response.status();
-        let etag = response
-            .headers()
-            .get(header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
         let collected = response.into_body().collect().await;
         let bytes = collected
             .with_context(|| format!("reading the answer of {method} {url}"))?
@@ -158,7 +152,7 @@ impl AdminClient {
         if !status.is_success() {
             return Err(failure(status, &body).into());
         }
-        Ok(Reply { body, etag })
+        Ok(Reply { body })
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<Reply> {

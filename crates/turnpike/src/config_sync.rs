@@ -1,33 +1,36 @@
-//! `turnpike config export | push | diff`: the store's upstreams, routes, consumers and
-//! plans as YAML, through the admin API.
+//! `turnpike config export | push | diff`: the store's upstreams, routes, consumers, plans
+//! and OAuth clients (`oauth.clients`) as YAML, through the admin API. Certificates are not
+//! moved: the API never returns their private keys, so an export could not push them back.
 //!
 //! The rule (docs/admin.md, "File and store: the rule"): `export` prints the store's entity
 //! sections only, a document to keep as a second file and `push` back; `export --merged
 //! FILE` prints FILE (the gateway's own, as written) with the store's entities appended, the
-//! whole served configuration. `push FILE` makes the store's entities equal to FILE's four
-//! sections, like decK sync: creates and updates first (upstreams, plans, routes,
-//! consumers, so references resolve), then deletes in the reverse order, each update and
-//! delete with `If-Match` on the revision it compared against. Names the gateway's file
-//! defines are read-only and skipped with a note. Documents are sent as written (no
-//! `${VAR}` substitution), so `export` returns them unchanged: the round trip is lossless.
+//! whole served configuration. `push FILE` makes the store's entities equal to FILE's
+//! sections, like decK sync, with one request (`POST /api/v1/config/push`) that the admin
+//! API validates as a whole and writes in one transaction: all of it applies, or none.
+//! Names the gateway's file defines are read-only and skipped with a note. Documents are
+//! sent as written (no `${VAR}` substitution), so `export` returns them unchanged: the
+//! round trip is lossless.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use http::{Method, StatusCode};
+use http::Method;
 use serde_json::{Map, Value, json};
 
-use crate::admin_cli::{name_of, singular};
-use crate::admin_client::{AdminClient, ApiFailure, runtime, segment};
+use crate::admin_cli::singular;
+use crate::admin_client::{AdminClient, runtime};
 use crate::cli::{ConfigArgs, ConfigCommand, Output};
 use crate::diff::{FieldChange, field_changes};
 
-/// The sections the store holds, in the order creates must go (referenced kinds first).
-pub const SECTIONS: [&str; 4] = ["upstreams", "plans", "routes", "consumers"];
+/// The API's kind of OAuth clients; in YAML they are `oauth.clients`.
+const OAUTH_CLIENTS: &str = "oauth-clients";
+/// The kinds `config` moves, in the order `diff` lists them (referenced kinds first).
+pub const SECTIONS: [&str; 5] = ["upstreams", "plans", "routes", "consumers", OAUTH_CLIENTS];
 /// The order `export` writes them in, like the config file's documentation.
-const EXPORT_ORDER: [&str; 4] = ["upstreams", "routes", "consumers", "plans"];
+const EXPORT_ORDER: [&str; 5] = ["upstreams", "routes", "consumers", "plans", OAUTH_CLIENTS];
 /// The order of a whole file's sections in `export --merged` (others follow by name).
 const FILE_ORDER: [&str; 12] = [
     "listen",
@@ -67,16 +70,57 @@ pub fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The store's sections (non-empty ones only), in [`EXPORT_ORDER`].
-async fn store_sections(client: &AdminClient) -> anyhow::Result<Map<String, Value>> {
-    let mut doc = Map::new();
+/// The store's entities (non-empty kinds only), in [`EXPORT_ORDER`].
+async fn store_sections(client: &AdminClient) -> anyhow::Result<Vec<(&'static str, Vec<Value>)>> {
+    let mut out = Vec::new();
     for kind in EXPORT_ORDER {
         let items = client.list_all(kind).await?;
         if !items.is_empty() {
-            doc.insert(kind.to_owned(), Value::Array(items));
+            out.push((kind, items));
         }
     }
-    Ok(doc)
+    Ok(out)
+}
+
+/// The field that names an entity of `kind`.
+fn key(kind: &str, doc: &Value) -> String {
+    let field = if kind == OAUTH_CLIENTS {
+        "client_id"
+    } else {
+        "name"
+    };
+    doc.get(field)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Where `kind` lives in a configuration document: `oauth.clients`, or its own section.
+fn file_items<'d>(doc: &'d Value, kind: &str) -> Option<&'d Value> {
+    if kind == OAUTH_CLIENTS {
+        doc.get("oauth").and_then(|o| o.get("clients"))
+    } else {
+        doc.get(kind)
+    }
+}
+
+/// Appends `items` of `kind` to their place in `doc` (creating `oauth:` if need be).
+fn append(doc: &mut Map<String, Value>, kind: &str, items: Vec<Value>) -> anyhow::Result<()> {
+    let (parent, section) = if kind == OAUTH_CLIENTS {
+        let oauth = doc.entry("oauth").or_insert_with(|| json!({}));
+        let Value::Object(oauth) = oauth else {
+            bail!("`oauth` is not a mapping");
+        };
+        (oauth, "clients")
+    } else {
+        (doc, kind)
+    };
+    let slot = parent.entry(section).or_insert_with(|| json!([]));
+    let Value::Array(list) = slot else {
+        bail!("`{section}` is not a list");
+    };
+    list.extend(items);
+    Ok(())
 }
 
 async fn export(
@@ -85,24 +129,20 @@ async fn export(
     output: Output,
 ) -> anyhow::Result<ExitCode> {
     let store = store_sections(client).await?;
-    let doc = match merged {
-        None => store,
-        Some(file) => {
-            let mut doc = match read_yaml(file)? {
-                Value::Object(map) => map,
-                Value::Null => Map::new(),
-                _ => bail!("{} is not a configuration file (a mapping)", file.display()),
-            };
-            for (kind, items) in store {
-                let slot = doc.entry(kind.clone()).or_insert_with(|| json!([]));
-                let Value::Array(list) = slot else {
-                    bail!("{}: `{kind}` is not a list", file.display());
-                };
-                list.extend(items.as_array().into_iter().flatten().cloned());
-            }
-            doc
-        }
+    let mut doc = match merged {
+        None => Map::new(),
+        Some(file) => match read_yaml(file)? {
+            Value::Object(map) => map,
+            Value::Null => Map::new(),
+            _ => bail!("{} is not a configuration file (a mapping)", file.display()),
+        },
     };
+    for (kind, items) in store {
+        append(&mut doc, kind, items).with_context(|| match merged {
+            Some(file) => file.display().to_string(),
+            None => "export".to_owned(),
+        })?;
+    }
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&doc)?),
         Output::Text => print!("{}", crate::yaml::emit_document(&doc, &FILE_ORDER)),
@@ -141,10 +181,6 @@ struct Change {
     action: Action,
     kind: &'static str,
     name: String,
-    /// What FILE says (absent for a delete).
-    desired: Option<Value>,
-    /// What the store had when compared (absent for a create).
-    current: Option<Value>,
     fields: Vec<FieldChange>,
 }
 
@@ -170,10 +206,10 @@ async fn plan(client: &AdminClient, file: &Path) -> anyhow::Result<Plan> {
             .list_all(kind)
             .await?
             .into_iter()
-            .map(|d| (name_of(&d).to_owned(), d))
+            .map(|d| (key(kind, &d), d))
             .collect();
         for doc in &desired[kind] {
-            let name = name_of(doc).to_owned();
+            let name = key(kind, doc);
             if fixed.contains(name.as_str()) {
                 plan.skipped.push((kind, name));
                 continue;
@@ -183,36 +219,32 @@ async fn plan(client: &AdminClient, file: &Path) -> anyhow::Result<Plan> {
                 Some(now) => Change {
                     action: Action::Update,
                     fields: field_changes(&now, doc),
-                    current: Some(now),
-                    ..change(kind, name, Some(doc.clone()))
+                    ..change(kind, name)
                 },
-                None => change(kind, name, Some(doc.clone())),
+                None => change(kind, name),
             };
             plan.changes.push(change);
         }
-        for (name, now) in current {
+        for (name, _) in current {
             plan.changes.push(Change {
                 action: Action::Delete,
-                current: Some(now),
-                ..change(kind, name, None)
+                ..change(kind, name)
             });
         }
     }
     Ok(plan)
 }
 
-fn change(kind: &'static str, name: String, desired: Option<Value>) -> Change {
+fn change(kind: &'static str, name: String) -> Change {
     Change {
         action: Action::Create,
         kind,
         name,
-        desired,
-        current: None,
         fields: Vec::new(),
     }
 }
 
-/// FILE's four sections, each checked for a `name` per item and no name twice.
+/// FILE's sections, each checked for a name per item and no name twice.
 fn desired_sections(file: &Path) -> anyhow::Result<BTreeMap<&'static str, Vec<Value>>> {
     let doc = read_yaml(file)?;
     let shown = file.display();
@@ -221,19 +253,29 @@ fn desired_sections(file: &Path) -> anyhow::Result<BTreeMap<&'static str, Vec<Va
     }
     let mut sections = BTreeMap::new();
     for kind in SECTIONS {
-        let items = match doc.get(kind) {
+        let at = if kind == OAUTH_CLIENTS {
+            "oauth.clients"
+        } else {
+            kind
+        };
+        let items = match file_items(&doc, kind) {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(items)) => items.clone(),
-            Some(_) => bail!("{shown}: `{kind}` must be a list"),
+            Some(_) => bail!("{shown}: `{at}` must be a list"),
         };
         let mut seen = BTreeSet::new();
         for (i, item) in items.iter().enumerate() {
-            let name = item.get("name").and_then(Value::as_str);
-            let Some(name) = name.filter(|n| !n.is_empty()) else {
-                bail!("{shown}: {kind}[{i}] has no `name`");
-            };
-            if !seen.insert(name.to_owned()) {
-                bail!("{shown}: {kind}[{i}]: the name {name:?} is used twice");
+            let name = key(kind, item);
+            if name.is_empty() {
+                let field = if kind == OAUTH_CLIENTS {
+                    "client_id"
+                } else {
+                    "name"
+                };
+                bail!("{shown}: {at}[{i}] has no `{field}`");
+            }
+            if !seen.insert(name.clone()) {
+                bail!("{shown}: {at}[{i}]: the name {name:?} is used twice");
             }
         }
         sections.insert(kind, items);
@@ -241,84 +283,79 @@ fn desired_sections(file: &Path) -> anyhow::Result<BTreeMap<&'static str, Vec<Va
     Ok(sections)
 }
 
+/// Sends FILE's sections in one request; the admin API validates them as a whole and
+/// writes them in one transaction, so a refusal changes nothing.
 async fn push(client: &AdminClient, file: &Path, output: Output) -> anyhow::Result<ExitCode> {
-    let plan = plan(client, file).await?;
-    // Creates and updates in SECTIONS order first, then deletes in reverse: a route moves
-    // to a new upstream before the old upstream goes.
-    let (mut deletes, writes): (Vec<&Change>, Vec<&Change>) = plan
-        .changes
-        .iter()
-        .partition(|c| c.action == Action::Delete);
-    deletes.reverse();
-    let mut pending: Vec<&Change> = writes.into_iter().chain(deletes).collect();
-    // Some checks span entities in ways no fixed order satisfies (a plan's quota needs a
-    // route with `auth`); what the API refuses as invalid is tried again after the others,
-    // as long as each pass gets something done.
-    loop {
-        let mut refused = Vec::new();
-        let before = pending.len();
-        for change in pending {
-            match apply(client, change).await {
-                Ok(()) if output == Output::Text => println!(
-                    "{} {} {}",
-                    change.action.verb(true),
-                    singular(change.kind),
-                    change.name
-                ),
-                Ok(()) => {}
-                Err(e) if may_resolve(&e) => refused.push((change, e)),
-                Err(e) => return Err(failed(change, e)),
-            }
-        }
-        if refused.len() == before || refused.is_empty() {
-            if let Some((change, e)) = refused.into_iter().next() {
-                return Err(failed(change, e));
-            }
-            break;
-        }
-        pending = refused.into_iter().map(|(c, _)| c).collect();
-    }
-    print_plan(&plan, output, true)?;
+    let body: Map<String, Value> = desired_sections(file)?
+        .into_iter()
+        .map(|(kind, items)| (kind.to_owned(), Value::Array(items)))
+        .collect();
+    let reply = client
+        .call(
+            Method::POST,
+            "/api/v1/config/push",
+            Some(&Value::Object(body)),
+            None,
+        )
+        .await
+        .context("the push was refused; nothing in the store was changed")?;
+    print_pushed(&reply.body, output)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// A refusal another change of the same push may cure (validation, dependency conflicts).
-fn may_resolve(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<ApiFailure>().is_some_and(|f| {
-        f.status == StatusCode::BAD_REQUEST
-            || (f.status == StatusCode::CONFLICT && f.code == "conflict")
-    })
-}
-
-fn failed(change: &Change, e: anyhow::Error) -> anyhow::Error {
-    e.context(format!(
-        "{} {} {:?} failed; the changes listed above were applied (`turnpike config diff` shows what is left)",
-        change.action.verb(false),
-        singular(change.kind),
-        change.name
-    ))
-}
-
-/// One change, with `If-Match` on the revision whose document the plan compared against.
-async fn apply(client: &AdminClient, change: &Change) -> anyhow::Result<()> {
-    let path = format!("/api/v1/{}/{}", change.kind, segment(&change.name));
-    if change.action == Action::Create {
-        let path = format!("/api/v1/{}", change.kind);
-        client
-            .call(Method::POST, &path, change.desired.as_ref(), None)
-            .await?;
+/// What the push did, as the admin API answered it: a line per change, the skipped file
+/// entities on stderr, a summary (or the answer itself as JSON).
+fn print_pushed(result: &Value, output: Output) -> anyhow::Result<()> {
+    if output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(result)?);
         return Ok(());
     }
-    let now = client.get(&path).await?;
-    if Some(&now.body) != change.current.as_ref() {
-        bail!("it changed in the store while pushing; run the push again");
+    let field = |c: &Value, f: &str| {
+        c.get(f)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let list = |key: &str| {
+        result
+            .get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut counts = [0usize; 3];
+    for c in list("changes") {
+        let action = match field(&c, "action").as_str() {
+            "create" => Action::Create,
+            "update" => Action::Update,
+            _ => Action::Delete,
+        };
+        counts[action as usize] += 1;
+        let kind = field(&c, "kind");
+        println!(
+            "{} {} {}",
+            action.verb(true),
+            singular(&kind),
+            field(&c, "name")
+        );
     }
-    let tag = now.etag.as_deref();
-    match change.action {
-        Action::Update => client.call(Method::PUT, &path, change.desired.as_ref(), tag),
-        _ => client.call(Method::DELETE, &path, None, tag),
+    for c in list("skipped") {
+        eprintln!(
+            "note: {} {} is defined in the gateway's configuration file (read-only through the API); skipped",
+            singular(&field(&c, "kind")),
+            field(&c, "name")
+        );
     }
-    .await?;
+    let parts: Vec<String> = [Action::Create, Action::Update, Action::Delete]
+        .into_iter()
+        .filter(|a| counts[*a as usize] > 0)
+        .map(|a| format!("{} {}", counts[a as usize], a.verb(true)))
+        .collect();
+    if parts.is_empty() {
+        println!("no changes");
+    } else {
+        println!("{}", parts.join(", "));
+    }
     Ok(())
 }
 

@@ -5,11 +5,14 @@
 
 mod analytics;
 mod auth;
+mod certificates;
 mod cluster;
 mod entities;
 mod keys;
+mod oauth_clients;
 mod openapi;
 mod plans;
+mod push;
 mod services;
 mod support;
 mod sync;

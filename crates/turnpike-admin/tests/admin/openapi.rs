@@ -57,11 +57,20 @@ async fn document_lists_exactly_the_served_routes() {
         "GET /api/v1/analytics/timeseries",
         "GET /api/v1/analytics/top",
         "GET /api/v1/consumers/{name}/usage",
+        "POST /api/v1/config/push",
     ]
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
-    for kind in ["upstreams", "routes", "consumers", "plans"] {
+    let kinds = [
+        "upstreams",
+        "routes",
+        "consumers",
+        "plans",
+        "oauth-clients",
+        "certificates",
+    ];
+    for kind in kinds {
         for op in ["GET", "POST"] {
             expected.push(format!("{op} /api/v1/{kind}"));
         }

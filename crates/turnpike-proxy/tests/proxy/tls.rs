@@ -586,3 +586,45 @@ async fn a_request_for_another_host_than_the_tls_name_is_misdirected() {
     assert_eq!(other.echo["error"]["code"], "misdirected_request");
     assert_eq!(up.hits(), 1);
 }
+
+/// A certificate given as PEM text (as the admin API's certificates reach the listeners)
+/// is served after a reload, without a restart, and its key never shows in `Debug`.
+#[tokio::test]
+async fn an_inline_pem_certificate_is_served_after_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = make_cert(dir.path(), "a", &["a.example.test", "127.0.0.1"]);
+    let b = rcgen::generate_simple_self_signed(vec!["b.example.test".to_owned()]).unwrap();
+    let b_key = b.signing_key.serialize_pem();
+    let up = MockUpstream::echo().await;
+    let file_only = tls_config(&up.url(), &cert_entry(&a.cert, &a.key, &[]), false);
+    let gw = TestGateway::start(&file_only).await;
+    let inline = format!(
+        "        - name: from-the-store\n          pem: true\n          cert: {}\n          key: {}\n",
+        serde_json::to_string(&b.cert.pem()).unwrap(),
+        serde_json::to_string(&b_key).unwrap()
+    );
+    let with_inline = tls_config(
+        &up.url(),
+        &[cert_entry(&a.cert, &a.key, &[]), inline].concat(),
+        false,
+    );
+    let cfg = parse(&with_inline);
+    let shown = format!("{:?}", cfg.listeners[0].tls);
+    assert!(
+        !shown.contains("PRIVATE KEY"),
+        "the key leaks in Debug: {shown}"
+    );
+    gw.gateway.shared().apply(&cfg).unwrap();
+    let b_cert = TestCert {
+        cert: PathBuf::new(),
+        key: PathBuf::new(),
+        der: b.cert.der().clone(),
+    };
+    let client = client_config(&[&a, &b_cert], &["http/1.1"], ALL_VERSIONS);
+    let (answer, leaf) = https_get(gw.addr, client, "b.example.test", "/").await;
+    assert!(
+        leaf == b_cert.der,
+        "the inline certificate is served for its name"
+    );
+    assert_eq!(answer.status, StatusCode::OK);
+}
