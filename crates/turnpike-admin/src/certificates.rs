@@ -2,13 +2,15 @@
 //! private key and optional SNI `hosts`, served by every TLS listener of the file after the
 //! file's own certificates (`kinds.rs` merges them as inline PEM).
 //!
-//! The private key is a secret the gateway needs in clear to serve TLS, so the store keeps
-//! it, but no response returns it (`kinds::public_view`) and the audit log records it as
-//! `[redacted]` (`turnpike_store::AUDIT_REDACTED`). Before a certificate is stored its PEM
-//! must parse and its key must match the leaf certificate, checked with the same rustls code
-//! the listeners use, so a write the API accepts cannot make the next rebuild fail. A `PUT`
-//! without `key` keeps the stored one (and checks it against the new chain): renewing a
-//! certificate for the same key does not need the key again.
+//! The private key is a secret the gateway needs back in clear to serve TLS, so the store
+//! keeps it encrypted under `admin.secrets_key` (`secrets.rs`; without that key writes are
+//! refused, 409 `no_secrets_key`), no response returns it (`kinds::public_view`) and the
+//! audit log records it as `[redacted]` (`turnpike_store::AUDIT_REDACTED`). Before a
+//! certificate is stored its PEM must parse and its key must match the leaf certificate,
+//! checked with the same rustls code the listeners use, so a write the API accepts cannot
+//! make the next rebuild fail. A `PUT` without `key` keeps the stored one (decrypted, checked
+//! against the new chain and encrypted again, which also encrypts a plaintext key an earlier
+//! version stored): renewing a certificate for the same key does not need the key again.
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -22,6 +24,8 @@ use rustls::sign::CertifiedKey;
 
 use crate::entities::invalid;
 use crate::error::{ApiError, Detail};
+use crate::kinds::CERTIFICATES;
+use crate::secrets::{self, SecretsKey};
 
 /// The body of a certificate write, checked for unknown fields with their paths.
 #[derive(Debug, Deserialize)]
@@ -43,14 +47,26 @@ struct Body {
 }
 
 /// Under the writer lock, before validation: keeps the stored key when a `PUT` leaves it out,
-/// then checks the PEM and that the key matches. Every problem names its field.
-pub(crate) fn complete(doc: &mut Value, existing: Option<&Record>) -> Result<(), ApiError> {
+/// checks the PEM and that the key matches (every problem names its field), then encrypts
+/// the key for the store: `doc` leaves as the store keeps it.
+pub(crate) fn complete(
+    doc: &mut Value,
+    name: &str,
+    existing: Option<&Record>,
+    secrets: Option<&SecretsKey>,
+) -> Result<(), ApiError> {
+    // Refused before anything else: without the key nothing of this write can be stored.
+    let secrets = secrets.ok_or_else(no_secrets_key)?;
     let Some(fields) = doc.as_object_mut() else {
         return Ok(());
     };
-    let stored = existing.and_then(|r| r.doc.get("key"));
-    if let (false, Some(key)) = (fields.contains_key("key"), stored) {
-        fields.insert("key".to_owned(), key.clone());
+    let stored = existing
+        .and_then(|r| r.doc.get("key"))
+        .and_then(Value::as_str);
+    if let (false, Some(stored)) = (fields.contains_key("key"), stored) {
+        let clear = secrets::reveal(Some(secrets), CERTIFICATES, name, stored)
+            .map_err(|_| undecryptable(name))?;
+        fields.insert("key".to_owned(), Value::String(clear));
     }
     let body: Body = serde_path_to_error::deserialize(&*doc).map_err(|e| {
         let path = e.path().to_string();
@@ -58,7 +74,35 @@ pub(crate) fn complete(doc: &mut Value, existing: Option<&Record>) -> Result<(),
         // serde's messages name fields and types, never the values: safe for the key.
         invalid(vec![Detail::new(path, e.inner().to_string())])
     })?;
-    check_pem(&body.cert, &body.key).map_err(|d| invalid(vec![d]))
+    check_pem(&body.cert, &body.key).map_err(|d| invalid(vec![d]))?;
+    let sealed = secrets
+        .seal(&secrets::aad(CERTIFICATES, name), &body.key)
+        .map_err(|e| ApiError::internal("encrypting a certificate's key", &e))?;
+    if let Some(fields) = doc.as_object_mut() {
+        fields.insert("key".to_owned(), Value::String(sealed));
+    }
+    Ok(())
+}
+
+fn no_secrets_key() -> ApiError {
+    ApiError::conflict(
+        "no_secrets_key",
+        "certificates need `admin.secrets_key`, which encrypts their private keys in the store, \
+         and this gateway has none: make one with `turnpike secret store-key`, set \
+         `admin.secrets_key: ${TURNPIKE_SECRETS_KEY}` with the same key on every node, and restart",
+    )
+}
+
+/// A `PUT` without `key` whose stored key the current `admin.secrets_key` cannot decrypt.
+fn undecryptable(name: &str) -> ApiError {
+    ApiError::conflict(
+        "secrets_key_mismatch",
+        format!(
+            "the stored private key of certificate {name:?} cannot be decrypted with \
+             `admin.secrets_key` (another key encrypted it, or the stored value was altered); \
+             send `key` again to store it under the current key"
+        ),
+    )
 }
 
 /// The chain parses (leaf first), the key parses and is one rustls can sign with, and it is

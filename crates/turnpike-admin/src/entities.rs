@@ -125,7 +125,7 @@ pub(crate) async fn create_record(
             format!("{what} {name:?} already exists"),
         ));
     }
-    kinds_complete(kind, &mut doc, None)?;
+    complete(state, kind, &name, &mut doc, None)?;
     let put = Change::Put {
         kind,
         name: &name,
@@ -141,8 +141,8 @@ pub(crate) async fn create_record(
 }
 
 /// What a kind checks or fills in under the writer lock, before validation: a PUT may leave
-/// out an OAuth client's `secret_hash` or a certificate's `key` (kept from `existing`), and
-/// a certificate's PEM must parse, which `load_value` does not check.
+/// out an OAuth client's `secret_hash` (kept from `existing`). Certificates go through
+/// [`complete`] only, which has the secrets key their private keys are encrypted with.
 pub(crate) fn kinds_complete(
     kind: &str,
     doc: &mut Value,
@@ -150,9 +150,30 @@ pub(crate) fn kinds_complete(
 ) -> Result<(), ApiError> {
     match kind {
         kinds::OAUTH_CLIENTS => crate::oauth_clients::complete(doc, existing),
-        kinds::CERTIFICATES => crate::certificates::complete(doc, existing),
+        // Never stored through a path that cannot encrypt the key (`config push` refuses
+        // the section before this; this keeps it so if that changes).
+        kinds::CERTIFICATES => Err(ApiError::bad_request(
+            "invalid_request",
+            "certificates are written through /api/v1/certificates only",
+        )),
         _ => Ok(()),
     }
+}
+
+/// [`kinds_complete`] for the entity API: a certificate's PEM must parse (which `load_value`
+/// does not check), a PUT may leave out its `key` (kept from `existing`), and the key is
+/// encrypted for the store.
+fn complete(
+    state: &AdminState,
+    kind: &str,
+    name: &str,
+    doc: &mut Value,
+    existing: Option<&Record>,
+) -> Result<(), ApiError> {
+    if kind == kinds::CERTIFICATES {
+        return crate::certificates::complete(doc, name, existing, state.secrets());
+    }
+    kinds_complete(kind, doc, existing)
 }
 
 pub(crate) async fn replace(
@@ -187,7 +208,7 @@ pub(crate) async fn replace(
     } = lock(state, kind, name).await?;
     let existing = find(&records, kind, name).ok_or_else(|| not_found(kind, name))?;
     precondition(existing, expect)?;
-    kinds_complete(kind, &mut doc, Some(existing))?;
+    complete(state, kind, name, &mut doc, Some(existing))?;
     let put = Change::Put {
         kind,
         name,

@@ -26,6 +26,7 @@ mod metrics;
 mod oauth_clients;
 mod push;
 mod schema;
+mod secrets;
 mod service_list;
 mod services;
 mod sources;
@@ -52,6 +53,7 @@ pub use auth::Caller;
 pub use cache::{CacheControl, CacheSource, CacheStatus, CdnFailure, PurgeFuture};
 pub use error::{ApiError, Detail, ErrorBody, ErrorInfo};
 pub use metrics::MetricsSource;
+pub use secrets::{SecretError, Undecryptable};
 pub use state::{
     AdminOptions, AdminState, BOOTSTRAP_ENV, BOOTSTRAP_NAME, ConfigStatus, StartError,
 };
@@ -164,7 +166,15 @@ fn parts() -> (
         .merge(push_route())
         .routes(routes!(service_list::list))
         .routes(routes!(services::import, services::document))
-        .routes(routes!(services::remove))
+        .routes(routes!(services::remove, service_list::get))
+        .routes(routes!(
+            services::versions::import,
+            services::versions::document
+        ))
+        .routes(routes!(
+            services::versions::update,
+            services::versions::remove
+        ))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
         .routes(routes!(health::audit))

@@ -73,6 +73,8 @@ pub enum StartError {
     InsecureNotLoopback(std::net::SocketAddr),
     #[error("admin listener: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    SecretsKey(#[from] crate::secrets::SecretError),
 }
 
 /// Shared by all handlers; cheap to clone.
@@ -101,6 +103,8 @@ pub(crate) struct Inner {
     pub(crate) analytics: Analytics,
     /// The gateway's response cache, when a gateway runs beside this admin API.
     pub(crate) cache: std::sync::OnceLock<crate::cache::CacheSource>,
+    /// `admin.secrets_key` at start: encrypts certificates' private keys in the store.
+    pub(crate) secrets: Option<crate::secrets::SecretsKey>,
 }
 
 /// This node's identity and age.
@@ -117,6 +121,14 @@ impl AdminState {
     /// none, and starts following the store's change feed (for `/readyz`).
     pub async fn new(store: Store, options: AdminOptions) -> Result<Self, StartError> {
         let base = serde_json::to_value(&options.base).map_err(StartError::Base)?;
+        let secrets = options
+            .base
+            .admin
+            .as_ref()
+            .and_then(|a| a.secrets_key.as_deref());
+        let secrets = secrets
+            .map(crate::secrets::SecretsKey::from_config)
+            .transpose()?;
         let token = options.bootstrap_token.as_deref();
         if token.is_some_and(|t| token::token_id(t).is_none()) {
             return Err(StartError::BadBootstrapToken);
@@ -154,6 +166,7 @@ impl AdminState {
                 node,
                 analytics: options.base.analytics.clone(),
                 cache: std::sync::OnceLock::new(),
+                secrets,
             }),
         })
     }
@@ -198,6 +211,11 @@ impl AdminState {
     /// This node's id in usage rows and heartbeats.
     pub fn node_id(&self) -> &str {
         &self.inner.node.id
+    }
+
+    /// The key certificates' private keys are encrypted with in the store, when set.
+    pub(crate) fn secrets(&self) -> Option<&crate::secrets::SecretsKey> {
+        self.inner.secrets.as_ref()
     }
 
     pub(crate) fn analytics_settings(&self) -> &Analytics {

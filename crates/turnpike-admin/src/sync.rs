@@ -39,6 +39,9 @@ pub enum SyncError {
     File(ConfigErrors),
     #[error(transparent)]
     Base(#[from] crate::state::StartError),
+    /// Store certificates whose private key `admin.secrets_key` cannot decrypt (named).
+    #[error("the store's certificates cannot be used:\n{0}")]
+    Secrets(#[from] crate::secrets::Undecryptable),
 }
 
 impl SyncError {
@@ -57,9 +60,19 @@ pub struct Effective {
 }
 
 /// Reads every store entity and merges it into the file's configuration (the state's base),
-/// checked with the same `load_value` the admin API validates writes with.
+/// checked with the same `load_value` the admin API validates writes with. Certificates'
+/// private keys are decrypted here, for the listeners, and nowhere else.
 pub async fn effective_config(state: &AdminState) -> Result<Effective, SyncError> {
-    let (version, records) = state.store().snapshot().await?;
+    let (version, mut records) = state.store().snapshot().await?;
+    let plaintext = crate::secrets::reveal_all(state.secrets(), &mut records)?;
+    if plaintext > 0 {
+        // Written by an earlier version; each is encrypted at its next write (a `PUT`
+        // of its `cert` alone is enough).
+        tracing::warn!(
+            certificates = plaintext,
+            "store certificates with a private key in clear; PUT them again to encrypt them"
+        );
+    }
     let doc = effective(&state.base(), &records, None);
     let config = load_value(&doc, Path::new("file + store")).map_err(SyncError::Invalid)?;
     Ok(Effective { version, config })
@@ -230,10 +243,21 @@ where
     }
 }
 
+/// [`rejection`] for certificates that cannot be decrypted: the first one named.
+fn secrets_rejection(failures: &crate::secrets::Undecryptable) -> String {
+    let text = failures.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    match failures.0.len() {
+        0 | 1 => first.to_owned(),
+        n => format!("{first} (and {} more)", n - 1),
+    }
+}
+
 /// One line for `/readyz`: the first problem, where it is, and how many more there are.
 fn rejection(err: &SyncError) -> String {
     let problems = match err {
         SyncError::Invalid(errors) | SyncError::File(errors) => errors.errors(),
+        SyncError::Secrets(failures) => return secrets_rejection(failures),
         _ => &[],
     };
     match problems {

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{assert_has, load, printed, single_error};
-use turnpike_config::model::{Admin, DEFAULT_ADMIN_LISTEN, DEFAULT_STORE};
+use turnpike_config::model::{Admin, DEFAULT_ADMIN_LISTEN, DEFAULT_STORE, secrets_key_bytes};
 
 const BASE: &str = "listen: 127.0.0.1:8000\n";
 
@@ -170,4 +170,63 @@ fn tls_problems_are_located() {
         "unknown field `certificate`",
     );
     assert_has(&all, "4:5", "admin.tls", "missing field `cert`");
+}
+
+#[test]
+fn a_secrets_key_is_32_bytes_in_base64_or_hex() {
+    let hex = "00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF";
+    let base64 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    for (key, first) in [(hex, 0x00), (base64, 0x00)] {
+        let yaml = format!("listen: 127.0.0.1:8000\nadmin:\n  secrets_key: \"{key}\"\n");
+        let admin = load(&yaml).admin.unwrap_or_default();
+        let bytes = secrets_key_bytes(admin.secrets_key.as_deref().unwrap_or_default());
+        assert_eq!(bytes.map(|b| b[0]), Ok(first), "{key}");
+    }
+    assert_eq!(secrets_key_bytes(hex).map(|b| b[31]), Ok(0xff));
+    assert_eq!(secrets_key_bytes(base64).map(|b| b[31]), Ok(31));
+    // URL-safe and unpadded, as `turnpike secret generate` prints secrets.
+    let url_safe = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+    assert!(secrets_key_bytes(url_safe).is_ok());
+    assert_eq!(Admin::default().secrets_key, None);
+}
+
+#[test]
+fn a_bad_secrets_key_is_located_and_never_quoted() {
+    let cases = [
+        ("hunter2hunter2", "must be 32 random bytes as base64"),
+        ("\"\"", "found 0 characters"),
+        // 16 bytes: too short for AES-256.
+        ("AAECAwQFBgcICQoLDA0ODw==", "decodes to 16 bytes"),
+        // 63 hex digits: neither hex nor base64.
+        (
+            "00112233445566778899aabbccddeeff00112233445566778899aabbccddeef",
+            "found 63 characters",
+        ),
+    ];
+    for (key, fragment) in cases {
+        let yaml = format!("listen: 127.0.0.1:8000\nadmin:\n  secrets_key: {key}\n");
+        let all = printed(&yaml);
+        assert_eq!(all.len(), 1, "{}", all.join("\n"));
+        assert_has(&all, "3:16", "admin.secrets_key", fragment);
+        if key.len() > 2 {
+            assert!(!all[0].contains(key), "{}", all[0]);
+        }
+    }
+    let admin = Admin {
+        secrets_key: Some("secret-material".to_owned()),
+        ..Admin::default()
+    };
+    assert!(!format!("{admin:?}").contains("secret-material"));
+}
+
+#[test]
+fn a_secrets_key_comes_from_the_environment() {
+    let yaml = "listen: 127.0.0.1:8000\nadmin:\n  secrets_key: ${TURNPIKE_SECRETS_KEY}\n";
+    let all = printed(yaml);
+    assert_has(
+        &all,
+        "3:16",
+        "admin.secrets_key",
+        "environment variable `TURNPIKE_SECRETS_KEY` is not set",
+    );
 }

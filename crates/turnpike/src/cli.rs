@@ -162,9 +162,45 @@ pub enum ServicesCommand {
         #[arg(long)]
         prefix: Option<String>,
     },
-    /// Delete a service with the routes its import generated, and its upstream unless
-    /// other routes use it.
-    Delete { name: String },
+    /// Delete a service with the routes its imports generated, and their upstreams unless
+    /// other routes use them; with `--version`, only that version.
+    // `--version` names an API version here, not Turnpike's.
+    #[command(disable_version_flag = true)]
+    Delete {
+        name: String,
+        /// Delete only this version of the service.
+        #[arg(long = "version", value_name = "VERSION")]
+        api_version: Option<String>,
+    },
+    /// A service's versions: selector, upstream, lifecycle and route count.
+    Versions { name: String },
+    /// Deprecate a version: still served, with `Deprecation`, `Sunset` and `Link` headers.
+    Deprecate {
+        name: String,
+        #[arg(value_name = "VERSION")]
+        api_version: String,
+        /// When it was (or will be) deprecated, RFC 3339 (default: now).
+        #[arg(long, value_name = "INSTANT")]
+        at: Option<String>,
+        /// When it may stop working, RFC 3339 (`Sunset`).
+        #[arg(long, value_name = "INSTANT")]
+        sunset: Option<String>,
+        /// Where callers read about the change (`Link: <URL>; rel="deprecation"`).
+        #[arg(long, value_name = "URL")]
+        link: Option<String>,
+    },
+    /// Retire a version: 410 Gone, with its `Sunset` and `Link` headers.
+    Retire {
+        name: String,
+        #[arg(value_name = "VERSION")]
+        api_version: String,
+    },
+    /// Publish a version again (or a draft for the first time), without deprecation.
+    Publish {
+        name: String,
+        #[arg(value_name = "VERSION")]
+        api_version: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -229,6 +265,8 @@ pub struct ImportArgs {
 pub enum ImportCommand {
     /// An OpenAPI 3.0 or 3.1 document (YAML or JSON) becomes an upstream and one route per
     /// operation; importing again updates them in place.
+    // `--version` names an API version here, not Turnpike's.
+    #[command(disable_version_flag = true)]
     Openapi(OpenApiArgs),
 }
 
@@ -245,8 +283,30 @@ pub struct OpenApiArgs {
     pub upstream: Option<String>,
 
     /// Service (and upstream) name (default: from `info.title`).
-    #[arg(long, value_name = "SERVICE")]
+    #[arg(long, visible_alias = "service", value_name = "SERVICE")]
     pub name: Option<String>,
+
+    /// Import the document as this version of the service (`v2`), with its own upstream
+    /// and lifecycle; needs `--version-path` or `--version-header` the first time.
+    #[arg(long = "version", value_name = "VERSION")]
+    pub api_version: Option<String>,
+
+    /// Requests choose the version by this path in front of every route's (`/v2`).
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "api_version",
+        conflicts_with = "version_header"
+    )]
+    pub version_path: Option<String>,
+
+    /// Requests choose the version by this header (`Accept-Version=2`).
+    #[arg(long, value_name = "NAME=VALUE", requires = "api_version")]
+    pub version_header: Option<String>,
+
+    /// Import the version as a draft: not served (404) until `turnpike services publish`.
+    #[arg(long, requires = "api_version")]
+    pub draft: bool,
 
     /// Publish under this path; the upstream still gets the document's paths
     /// (default: the path of `servers[0].url`, kept).
@@ -314,6 +374,14 @@ pub enum SecretCommand {
     /// an OAuth client: the secret goes to the client, the hash into
     /// `oauth.clients[].secret_hash`.
     Generate {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Print a new store encryption key (32 random bytes, base64) for `admin.secrets_key`:
+    /// it encrypts the certificates' private keys the admin API stores. Give every node
+    /// the same one, e.g. as `TURNPIKE_SECRETS_KEY`.
+    StoreKey {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,

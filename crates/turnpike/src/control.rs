@@ -133,7 +133,8 @@ async fn prepare(file: Config, admin: &Admin) -> anyhow::Result<Prepared> {
     let listener = bind(admin.listen).await?;
     let (version, config) = match effective_config(&state).await {
         Ok(effective) => (effective.version, effective.config),
-        Err(err @ SyncError::Invalid(_)) => {
+        // Certificates the secrets key cannot decrypt are a refused merge like any other.
+        Err(err @ (SyncError::Invalid(_) | SyncError::Secrets(_))) => {
             tracing::error!(
                 "store entities not applied, serving the configuration file alone until the next change:\n{err}"
             );

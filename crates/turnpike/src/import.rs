@@ -1,6 +1,6 @@
 //! `turnpike import openapi FILE --upstream URL`: publishes an OpenAPI document through the
-//! admin API (`POST /api/v1/services/{name}/openapi`) and prints what changed, or with
-//! `--dry-run` what would.
+//! admin API (`POST /api/v1/services/{name}/openapi`, or with `--version V`
+//! `.../versions/{V}/openapi`) and prints what changed, or with `--dry-run` what would.
 
 use std::process::ExitCode;
 
@@ -36,11 +36,15 @@ fn openapi(args: &OpenApiArgs) -> anyhow::Result<ExitCode> {
         None => service_name(&doc, file)?,
     };
     let client = AdminClient::new(&args.admin.admin_url, args.admin.admin_ca.as_deref())?;
-    let path = format!(
-        "/api/v1/services/{}/openapi?{}",
-        segment(&name),
-        query(args)
-    );
+    let path = match &args.api_version {
+        None => format!("/api/v1/services/{}/openapi?", segment(&name)),
+        Some(v) => format!(
+            "/api/v1/services/{}/versions/{}/openapi?",
+            segment(&name),
+            segment(v)
+        ),
+    };
+    let path = format!("{path}{}", query(args)?);
     let reply = runtime()?.block_on(client.call(Method::POST, &path, Some(&doc), None))?;
     match args.admin.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&reply.body)?),
@@ -49,8 +53,22 @@ fn openapi(args: &OpenApiArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn query(args: &OpenApiArgs) -> String {
+fn query(args: &OpenApiArgs) -> anyhow::Result<String> {
     let mut q = Vec::new();
+    if let Some(p) = &args.version_path {
+        q.push(format!("path={}", segment(p)));
+    }
+    if let Some(h) = &args.version_header {
+        let (name, value) = h
+            .split_once('=')
+            .or_else(|| h.split_once(':'))
+            .ok_or_else(|| anyhow::anyhow!("--version-header expects NAME=VALUE, got {h:?}"))?;
+        q.push(format!("header_name={}", segment(name.trim())));
+        q.push(format!("header_value={}", segment(value.trim())));
+    }
+    if args.draft {
+        q.push("draft=true".to_owned());
+    }
     if let Some(u) = &args.upstream {
         q.push(format!("upstream={}", segment(u)));
     }
@@ -65,7 +83,7 @@ fn query(args: &OpenApiArgs) -> String {
     if args.dry_run {
         q.push("dry_run=true".to_owned());
     }
-    q.join("&")
+    Ok(q.join("&"))
 }
 
 /// `info.title` as a name (`Swagger Petstore` → `swagger-petstore`), else the file's stem.
@@ -88,9 +106,12 @@ fn service_name(doc: &Value, file: &std::path::Path) -> anyhow::Result<String> {
 }
 
 /// One line per change, then a summary.
-fn report(body: &Value) -> String {
+pub(crate) fn report(body: &Value) -> String {
     let dry = body["dry_run"].as_bool().unwrap_or(false);
-    let service = body["service"].as_str().unwrap_or_default();
+    let service = match (body["service"].as_str(), body["version"].as_str()) {
+        (Some(s), Some(v)) => format!("{s} {v}"),
+        (s, _) => s.unwrap_or_default().to_owned(),
+    };
     let changes = body["changes"]
         .as_array()
         .map(Vec::as_slice)

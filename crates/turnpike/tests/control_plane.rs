@@ -1,7 +1,9 @@
 //! `turnpike serve` as a process, for what the control plane does at its edges: the admin
 //! listener on TLS with the CLI trusting a private CA, `turnpike services list|delete`, and
 //! a node started before its PostgreSQL database exists, which serves its file alone, says
-//! so in `/readyz`, and picks up the store's entities once the database answers.
+//! so in `/readyz`, and picks up the store's entities once the database answers; and a TLS
+//! certificate written through the API, served by the TLS listener while the store holds
+//! its private key only encrypted.
 //!
 //! PostgreSQL comes from `TURNPIKE_TEST_POSTGRES` (default
 //! `postgres://postgres@127.0.0.1:5432/test`); unreachable, that test says "skipped" and
@@ -16,6 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 use sqlx::{ConnectOptions, Connection, Executor};
 use turnpike_testkit::{Client, MockUpstream};
@@ -403,4 +407,92 @@ async fn a_node_started_before_its_database_serves_its_file_then_the_store() {
     conn.execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
         .await
         .unwrap();
+}
+
+/// Completes a TLS handshake with `127.0.0.1:port` sending `name` as SNI, trusting only
+/// `root`: it succeeds only if the gateway serves that certificate for the name.
+fn handshake(port: u16, name: &str, root: &str) -> Result<(), String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for der in CertificateDer::pem_slice_iter(root.as_bytes()) {
+        roots.add(der.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let server = rustls::pki_types::ServerName::try_from(name.to_owned()).unwrap();
+    let mut conn = rustls::ClientConnection::new(Arc::new(cfg), server).unwrap();
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut sock).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_written_through_the_api_is_served_and_stored_encrypted() {
+    let files = tempfile::tempdir().unwrap();
+    let file_cert = rcgen::generate_simple_self_signed(vec!["file.example.test".into()]).unwrap();
+    let (cert_path, key_path) = (files.path().join("file.pem"), files.path().join("file.key"));
+    std::fs::write(&cert_path, file_cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, file_cert.signing_key.serialize_pem()).unwrap();
+    let (store, tls) = (files.path().join("store.db"), free_port());
+    // Lines after `admin:`: its keys, then a TLS listener at the top level.
+    let section = format!(
+        "  store: \"{}\"\n  secrets_key: AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n\
+         listeners:\n  - name: tls\n    address: 127.0.0.1:{tls}\n    tls:\n      \
+         certificates: [{{cert: \"{}\", key: \"{}\"}}]\n",
+        store.display(),
+        cert_path.display(),
+        key_path.display()
+    );
+    let node = Node::start("http://127.0.0.1:9", &section);
+    let api = rcgen::generate_simple_self_signed(vec!["api.example.test".into()]).unwrap();
+    let (cert, key) = (api.cert.pem(), api.signing_key.serialize_pem());
+    let body = json!({"name": "api", "cert": cert, "key": key, "hosts": ["api.example.test"]});
+    let r = Client::http1()
+        .request(
+            http::Method::POST,
+            &format!("http://127.0.0.1:{}/api/v1/certificates", node.admin),
+            &[
+                ("authorization", &format!("Bearer {TOKEN}")),
+                ("content-type", "application/json"),
+            ],
+            &body.to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+
+    // Served within a second or so, decrypted from the store.
+    let deadline = Instant::now() + PATIENCE;
+    while let Err(e) = handshake(tls, "api.example.test", &cert) {
+        let log = node.log.lock().unwrap().join("\n");
+        assert!(Instant::now() < deadline, "not served: {e}; log:\n{log}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    handshake(tls, "file.example.test", &file_cert.cert.pem()).unwrap();
+    let mut raw = Vec::new();
+    for entry in std::fs::read_dir(files.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().contains("store.db") {
+            raw.extend(std::fs::read(path).unwrap());
+        }
+    }
+    let raw = String::from_utf8_lossy(&raw);
+    assert!(
+        raw.contains(cert.lines().nth(1).unwrap()),
+        "not the store's files"
+    );
+    assert!(!raw.contains("PRIVATE KEY") && !raw.contains(key.lines().nth(1).unwrap()));
+    assert!(
+        !node
+            .log
+            .lock()
+            .unwrap()
+            .join("\n")
+            .contains("AAECAwQFBgcICQoLDA0O")
+    );
 }

@@ -2,7 +2,9 @@
 //! the upstream and routes, which serve within a second; a re-import shows the diff and
 //! adds, updates and removes routes while hand-made ones stay; a dry run changes nothing;
 //! bad documents get clear errors; and request validation refuses what the document does
-//! not allow with a 400 the upstream never sees.
+//! not allow with a 400 the upstream never sees. Versions of a service (by path and by
+//! header) are served side by side, and deprecating or retiring one changes what its
+//! callers get, and only its callers.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -97,6 +99,40 @@ admin:
         let r = Client::http1().request(method, &url, &headers, body).await;
         let json = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
         (r.status.as_u16(), json)
+    }
+
+    async fn send_with(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> turnpike_testkit::TestResponse {
+        let url = format!("http://127.0.0.1:{}{path}", self.proxy);
+        Client::http1()
+            .request(Method::GET, &url, headers, "")
+            .await
+    }
+
+    /// Polls until `check` holds for `GET path` with `headers`, and returns that answer.
+    async fn until_with(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        check: impl Fn(&turnpike_testkit::TestResponse) -> bool,
+    ) -> turnpike_testkit::TestResponse {
+        let start = Instant::now();
+        loop {
+            let r = self.send_with(path, headers).await;
+            if check(&r) {
+                return r;
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "{path}: {} {}",
+                r.status,
+                r.text()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Polls until `path` answers `want`; returns how long it took.
@@ -345,4 +381,101 @@ async fn bad_documents_get_clear_errors() {
     assert!(err.contains(r#"paths["/b"].get.operationId"#), "{err}");
     // Nothing was created by the refused imports.
     node.cli(&["upstreams", "get", "dup"]).expect(1);
+}
+
+const V2: [(&str, &str); 1] = [("X-API-Version", "2")];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_are_deprecated_and_retired_one_at_a_time() {
+    let (up1, up2) = (MockUpstream::echo().await, MockUpstream::echo().await);
+    let node = Node::start(&up1.url());
+    let doc = fixture("inventory-3.1.json");
+    let (url1, url2) = (up1.url(), up2.url());
+    let import = |args: &[&str]| {
+        let mut all = vec!["import", "openapi", &doc, "--service", "inventory"];
+        all.extend_from_slice(args);
+        node.cli(&all).expect(0)
+    };
+    let out = import(&[
+        "--upstream",
+        &url1,
+        "--version",
+        "v1",
+        "--version-path",
+        "/v1",
+    ]);
+    assert!(out.contains("+ create upstream inventory-v1"), "{out}");
+    let out = import(&[
+        "--upstream",
+        &url2,
+        "--version",
+        "v2",
+        "--version-header",
+        "X-API-Version=2",
+    ]);
+    assert!(out.contains("service inventory v2: 4 created"), "{out}");
+    let v1 = node.until_with("/v1/items", &[], |r| r.status == 200).await;
+    assert_eq!(
+        v1.json()["path"],
+        "/items",
+        "the version path reaches the upstream"
+    );
+    assert!(v1.header("deprecation").is_none());
+    node.until_with("/items", &V2, |r| r.status == 200).await;
+    assert_eq!(
+        node.send_with("/items", &[]).await.status,
+        404,
+        "no default version"
+    );
+    assert_eq!((up1.hits(), up2.hits()), (1, 1));
+    let table = node.cli(&["services", "versions", "inventory"]).expect(0);
+    assert!(table.contains("x-api-version: 2"), "{table}");
+
+    let out = node
+        .cli(&[
+            "services",
+            "deprecate",
+            "inventory",
+            "v1",
+            "--at",
+            "2026-06-01T00:00:00Z",
+            "--sunset",
+            "2027-01-01T00:00:00Z",
+            "--link",
+            "https://docs.example.com/v2",
+        ])
+        .expect(0);
+    assert!(
+        out.contains("~ update route inventory-v1-listItems"),
+        "{out}"
+    );
+    assert!(out.contains(": lifecycle"), "{out}");
+    let r = node
+        .until_with("/v1/items", &[], |r| r.header("deprecation").is_some())
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("deprecation"), Some("@1780272000"));
+    assert_eq!(r.header("sunset"), Some("Fri, 01 Jan 2027 00:00:00 GMT"));
+    assert_eq!(
+        r.header("link"),
+        Some("<https://docs.example.com/v2>; rel=\"deprecation\"")
+    );
+    let v2 = node.send_with("/items", &V2).await;
+    assert_eq!(v2.status, 200);
+    assert!(v2.header("deprecation").is_none() && v2.header("sunset").is_none());
+
+    node.cli(&["services", "retire", "inventory", "v1"])
+        .expect(0);
+    let r = node.until_with("/v1/items", &[], |r| r.status == 410).await;
+    assert_eq!(r.json()["error"]["code"], "retired");
+    assert_eq!(r.header("sunset"), Some("Fri, 01 Jan 2027 00:00:00 GMT"));
+    let hits = up1.hits();
+    assert_eq!(node.send_with("/v1/items/ABC-1", &[]).await.status, 410);
+    assert_eq!(up1.hits(), hits, "a retired version reached its upstream");
+    assert_eq!(node.send_with("/items/ABC-1", &V2).await.status, 200);
+
+    node.cli(&["services", "delete", "inventory", "--version", "v1"])
+        .expect(0);
+    node.until_with("/v1/items", &[], |r| r.status == 404).await;
+    assert_eq!(node.send_with("/items", &V2).await.status, 200);
 }

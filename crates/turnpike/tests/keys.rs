@@ -433,3 +433,26 @@ fn hash_password_and_secret_generate_print_usable_hashes() {
     assert_ne!(secret2, secret);
     assert!(turnpike_policy::password::verify(hash2, secret2));
 }
+
+#[test]
+fn secret_store_key_prints_a_key_the_config_accepts() {
+    let out = turnpike().args(["secret", "store-key"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let key = stdout(&out).trim().to_owned();
+    assert_eq!(key.len(), 44, "32 bytes in padded base64: {key}");
+    assert!(turnpike_config::model::secrets_key_bytes(&key).is_ok());
+    assert!(
+        stderr(&out).contains("admin.secrets_key"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = turnpike()
+        .args(["secret", "store-key", "--output", "json"])
+        .output()
+        .unwrap();
+    let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let other = parsed["key"].as_str().unwrap();
+    assert_ne!(other, key);
+    assert!(turnpike_config::model::secrets_key_bytes(other).is_ok());
+}

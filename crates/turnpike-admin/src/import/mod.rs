@@ -4,11 +4,17 @@
 //!
 //! Every problem is reported with its place in the document, in the config file's
 //! spelling: `paths["/pets/{id}"].get.operationId`.
+//!
+//! A version of a service is published the same way, with its [`Selector`] on every route
+//! (a path in front, or a header to match), its lifecycle, and route names that start with
+//! `{service}-{version}-` so versions of one document never clash.
 
 mod body;
 mod schema;
+mod selector;
 
 pub(crate) use body::DocumentBody;
+pub(crate) use selector::{HeaderSelector, Selector};
 
 use serde_json::{Map, Value, json};
 
@@ -25,10 +31,18 @@ const MAX_NAME: usize = 200;
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
     pub service: String,
+    /// The version published; route names start with `{service}-{version}-`.
+    pub version: Option<String>,
+    /// The upstream every route sends to.
+    pub upstream: String,
     /// A path all routes are published under (`/petstore`); the upstream gets the
     /// document's own paths. Without it, `servers[0].url`'s path is used and kept.
     pub prefix: Option<String>,
     pub validate: bool,
+    /// How requests choose the version.
+    pub selector: Option<Selector>,
+    /// The version's lifecycle, set on every route.
+    pub lifecycle: Option<Value>,
 }
 
 /// One route to publish, and the operation it comes from.
@@ -46,9 +60,14 @@ pub(crate) fn routes(doc: &Value, opts: &Options) -> Result<Vec<Generated>, Vec<
     let Some(paths) = doc.get("paths").and_then(Value::as_object) else {
         return Err(vec![Detail::new("paths", "an object of paths is required")]);
     };
-    let (prefix, rewrite) = match &opts.prefix {
-        Some(p) => (normalise(p), true),
-        None => (server_path(doc), false),
+    // The public path is `{version path}{base}{path}`; the upstream gets `{kept}{path}`.
+    let (base, kept) = match &opts.prefix {
+        Some(p) => (normalise(p), String::new()),
+        None => (server_path(doc), server_path(doc)),
+    };
+    let prefix = match &opts.selector {
+        Some(Selector::Path(v)) => format!("{v}{base}"),
+        _ => base,
     };
     let mut problems = Vec::new();
     let mut out: Vec<Generated> = Vec::new();
@@ -73,7 +92,7 @@ pub(crate) fn routes(doc: &Value, opts: &Options) -> Result<Vec<Generated>, Vec<
                 method,
                 at: &op_at,
                 prefix: &prefix,
-                rewrite,
+                kept: &kept,
             };
             match route.build(doc, item, op, opts, v30) {
                 Ok(g) => add(&mut out, &mut problems, g, op),
@@ -176,8 +195,19 @@ struct Route<'a> {
     path: &'a str,
     method: &'a str,
     at: &'a str,
+    /// In front of the document's path in the public path.
     prefix: &'a str,
-    rewrite: bool,
+    /// In front of the document's path in what the upstream gets.
+    kept: &'a str,
+}
+
+/// `prefix` + `path`, where `/` under a prefix is the prefix itself.
+fn join(prefix: &str, path: &str) -> String {
+    match (prefix, path) {
+        ("", p) => p.to_owned(),
+        (prefix, "/") => prefix.to_owned(),
+        (prefix, p) => format!("{prefix}{p}"),
+    }
 }
 
 impl Route<'_> {
@@ -192,20 +222,23 @@ impl Route<'_> {
         if !op.is_object() {
             return Err(vec![Detail::new(self.at, "an operation must be an object")]);
         }
-        let name = self.name(op, &opts.service);
-        let public = match (self.prefix, self.path) {
-            ("", p) => p.to_owned(),
-            (prefix, "/") => prefix.to_owned(),
-            (prefix, p) => format!("{prefix}{p}"),
-        };
+        let name = self.name(op, opts);
+        let public = join(self.prefix, self.path);
+        let upstream_path = join(self.kept, self.path);
         let mut route = Map::new();
         route.insert("name".into(), json!(name));
         route.insert("paths".into(), json!([public]));
         route.insert("path_type".into(), json!("exact"));
         route.insert("methods".into(), json!([self.method.to_ascii_uppercase()]));
-        route.insert("upstream".into(), json!(opts.service));
-        if self.rewrite && !self.prefix.is_empty() {
-            route.insert("rewrite".into(), json!(self.path));
+        route.insert("upstream".into(), json!(opts.upstream));
+        if public != upstream_path {
+            route.insert("rewrite".into(), json!(upstream_path));
+        }
+        if let Some(Selector::Header(h)) = &opts.selector {
+            route.insert("headers".into(), json!({ h.name.as_str(): h.value }));
+        }
+        if let Some(l) = &opts.lifecycle {
+            route.insert("lifecycle".into(), l.clone());
         }
         if opts.validate {
             if let Some(v) = self.validation(doc, item, op, &opts.service, v30)? {
@@ -219,8 +252,9 @@ impl Route<'_> {
         })
     }
 
-    /// The operationId when it makes a good route name, else one derived from the path.
-    fn name(&self, op: &Value, service: &str) -> String {
+    /// The operationId when it makes a good route name (after `{service}-{version}-` for
+    /// a version), else one derived from the path.
+    fn name(&self, op: &Value, opts: &Options) -> String {
         let valid = |id: &&str| {
             !id.is_empty()
                 && id.len() <= MAX_NAME
@@ -228,8 +262,18 @@ impl Route<'_> {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
         };
+        let service = match &opts.version {
+            Some(v) => format!("{}-{v}", opts.service),
+            None => opts.service.clone(),
+        };
         if let Some(id) = op.get("operationId").and_then(Value::as_str).filter(valid) {
-            return id.to_owned();
+            match &opts.version {
+                None => return id.to_owned(),
+                Some(_) if service.len() + 1 + id.len() <= MAX_NAME => {
+                    return format!("{service}-{id}");
+                }
+                Some(_) => {}
+            }
         }
         let mut slug = String::new();
         for c in self.path.chars() {
@@ -242,7 +286,12 @@ impl Route<'_> {
         let slug = slug.trim_end_matches('-');
         let slug = if slug.is_empty() { "root" } else { slug };
         let mut name = format!("{service}-{}-{slug}", self.method);
-        name.truncate(MAX_NAME);
+        // A service name may hold any character: cut at a character boundary.
+        let mut cut = name.len().min(MAX_NAME);
+        while !name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        name.truncate(cut);
         name
     }
 
@@ -375,8 +424,12 @@ mod tests {
     fn opts(prefix: Option<&str>) -> Options {
         Options {
             service: "pets".into(),
+            version: None,
+            upstream: "pets".into(),
             prefix: prefix.map(str::to_owned),
             validate: true,
+            selector: None,
+            lifecycle: None,
         }
     }
 
@@ -395,6 +448,35 @@ mod tests {
         let routes = super::routes(&doc, &opts(Some("/api/"))).unwrap();
         assert_eq!(routes[0].doc["paths"], json!(["/api/pets/{id}"]));
         assert_eq!(routes[0].doc["rewrite"], "/pets/{id}");
+    }
+
+    #[test]
+    fn versions_put_their_selector_and_lifecycle_on_every_route() {
+        let doc = json!({"openapi": "3.0.3", "servers": [{"url": "https://x.example/api"}],
+            "paths": {"/pets/{id}": {"get": {"operationId": "getPet"}}, "/": {"get": {}}}});
+        let mut o = opts(None);
+        o.version = Some("v2".into());
+        o.upstream = "pets-v2".into();
+        o.selector = Some(Selector::Path("/v2".into()));
+        o.lifecycle = Some(json!({"state": "draft"}));
+        let r = routes(&doc, &o).unwrap();
+        let (root, pet) = (&r[0], &r[1]);
+        assert_eq!(pet.name, "pets-v2-getPet");
+        assert_eq!(pet.doc["paths"], json!(["/v2/api/pets/{id}"]));
+        assert_eq!(pet.doc["rewrite"], "/api/pets/{id}");
+        assert_eq!(pet.doc["upstream"], "pets-v2");
+        assert_eq!(pet.doc["lifecycle"]["state"], "draft");
+        assert_eq!(root.name, "pets-v2-get-root");
+        assert_eq!(root.doc["paths"], json!(["/v2/api"]));
+        assert_eq!(root.doc["rewrite"], "/api");
+        o.selector = Some(Selector::Header(HeaderSelector {
+            name: "x-api-version".into(),
+            value: "2".into(),
+        }));
+        let r = routes(&doc, &o).unwrap();
+        assert_eq!(r[1].doc["paths"], json!(["/api/pets/{id}"]));
+        assert!(r[1].doc.get("rewrite").is_none());
+        assert_eq!(r[1].doc["headers"], json!({"x-api-version": "2"}));
     }
 
     #[test]

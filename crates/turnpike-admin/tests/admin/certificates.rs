@@ -1,30 +1,44 @@
 //! TLS certificates through the admin API: the PEM is checked (parses, key matches) with
-//! field paths, the private key is stored but never returned nor audited in clear, a `PUT`
+//! field paths, the private key is stored encrypted and never returned nor audited, a `PUT`
 //! without `key` keeps it, and store certificates reach every TLS listener of the merged
-//! configuration as inline PEM.
+//! configuration as inline PEM. Encryption itself: `certificate_keys.rs`.
 
 use http::Method;
 use serde_json::json;
 use turnpike_admin::AdminOptions;
 
 use crate::oauth_clients::start_with;
-use crate::support::{Admin, BASE_YAML, assert_error, detail_paths};
+use crate::support::{BASE_YAML, assert_error, detail_paths};
 
-const TLS_YAML: &str = "listeners:
+/// The store encryption key of these tests (`admin.secrets_key`).
+pub const SECRETS_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// A TLS listener, without `admin:`.
+pub const LISTENER_YAML: &str = "listeners:
   - name: tls
     address: 127.0.0.1:8443
     tls:
       certificates: [{cert: /nonexistent/gw.pem, key: /nonexistent/gw-key.pem}]
 ";
 
-fn pair(name: &str) -> (String, String) {
+/// `admin.secrets_key` set to [`SECRETS_KEY`].
+pub const KEY_YAML: &str = "admin:
+  secrets_key: AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=
+";
+
+/// A TLS listener and a secrets key.
+pub fn tls_yaml() -> String {
+    format!("{LISTENER_YAML}{KEY_YAML}")
+}
+
+pub fn pair(name: &str) -> (String, String) {
     let c = rcgen::generate_simple_self_signed(vec![name.to_owned()]).unwrap();
     (c.cert.pem(), c.signing_key.serialize_pem())
 }
 
 #[tokio::test]
 async fn the_key_is_stored_but_never_shown() {
-    let admin = start_with(TLS_YAML).await;
+    let admin = start_with(&tls_yaml()).await;
     let (cert, key) = pair("api.example.test");
     let body = json!({"name": "api", "cert": cert, "key": key, "hosts": ["api.example.test"]});
     let r = admin.post("/api/v1/certificates", &body).await;
@@ -45,14 +59,15 @@ async fn the_key_is_stored_but_never_shown() {
     let audit = admin.get("/api/v1/audit?kind=certificates").await.text();
     assert!(!audit.contains("PRIVATE KEY"), "{audit}");
     assert!(audit.contains("[redacted]"), "{audit}");
-    // The store has it, for the gateway.
+    // The store has it, encrypted, for the gateway.
     let stored = admin
         .store
         .get("certificates", "api")
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(stored.doc["key"], key.as_str());
+    let sealed = stored.doc["key"].as_str().unwrap().to_owned();
+    assert!(sealed.starts_with("enc:v1:"), "{sealed}");
 
     // A PUT without `key` keeps it; the ETag moves on.
     let put = json!({"cert": cert, "hosts": ["api.example.test", "*.api.example.test"]});
@@ -67,10 +82,14 @@ async fn the_key_is_stored_but_never_shown() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(stored.doc["key"], key.as_str());
+    let resealed = stored.doc["key"].as_str().unwrap();
+    assert!(
+        resealed.starts_with("enc:v1:") && resealed != sealed,
+        "{resealed}"
+    );
 
-    // Merged into the TLS listener after the file's certificate, as inline PEM.
-    let base = format!("{BASE_YAML}{TLS_YAML}");
+    // Merged (and decrypted) into the TLS listener after the file's certificate, as inline PEM.
+    let base = format!("{BASE_YAML}{}", tls_yaml());
     let options = AdminOptions {
         base: turnpike_config::load_str(&base, std::path::Path::new("b"), &|_| None).unwrap(),
         ..AdminOptions::default()
@@ -95,7 +114,7 @@ async fn the_key_is_stored_but_never_shown() {
 
 #[tokio::test]
 async fn bad_pem_and_mismatched_keys_are_400s_on_their_field() {
-    let admin = start_with(TLS_YAML).await;
+    let admin = start_with(&tls_yaml()).await;
     let (cert, key) = pair("a.example.test");
     let (_, other) = pair("b.example.test");
     let cases = [
@@ -123,7 +142,7 @@ async fn bad_pem_and_mismatched_keys_are_400s_on_their_field() {
 
 #[tokio::test]
 async fn without_a_tls_listener_certificates_are_refused() {
-    let admin = Admin::start().await;
+    let admin = start_with(KEY_YAML).await;
     let (cert, key) = pair("a.example.test");
     let body = json!({"name": "c", "cert": cert, "key": key});
     let r = admin.post("/api/v1/certificates", &body).await;

@@ -104,7 +104,7 @@ async fn a_rejected_merge_shows_in_readyz_and_metrics_until_a_valid_change_appli
 
 /// A fresh schema on the real PostgreSQL (`TURNPIKE_TEST_POSTGRES`); `None` after saying
 /// "skipped" when it is unreachable, unless `CI=true`.
-async fn postgres_schema() -> Option<(String, String, String)> {
+pub(crate) async fn postgres_schema() -> Option<(String, String, String)> {
     let base = std::env::var("TURNPIKE_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
     let opts: sqlx::postgres::PgConnectOptions = base.parse().unwrap();
@@ -131,7 +131,7 @@ async fn postgres_schema() -> Option<(String, String, String)> {
     Some((base, schema, url))
 }
 
-async fn drop_schema(base: &str, schema: &str) {
+pub(crate) async fn drop_schema(base: &str, schema: &str) {
     let opts: sqlx::postgres::PgConnectOptions = base.parse().unwrap();
     let mut conn = opts.connect().await.unwrap();
     conn.execute(format!("DROP SCHEMA IF EXISTS {schema} CASCADE").as_str())

@@ -5,6 +5,7 @@
 
 mod analytics;
 mod auth;
+mod certificate_keys;
 mod certificates;
 mod cluster;
 mod entities;
@@ -17,3 +18,4 @@ mod services;
 mod support;
 mod sync;
 mod tokens;
+mod versions;

@@ -51,6 +51,16 @@ impl Admin {
     /// An admin API over the store in `dir` (reused across restarts).
     pub async fn start_in(dir: tempfile::TempDir, options: AdminOptions, token: String) -> Self {
         let store = open_store(dir.path()).await;
+        Self::start_over(store, dir, options, token).await
+    }
+
+    /// An admin API over `store`, already open (`dir` is only kept, for [`Admin::stop`]).
+    pub async fn start_over(
+        store: Store,
+        dir: tempfile::TempDir,
+        options: AdminOptions,
+        token: String,
+    ) -> Self {
         let state = AdminState::new(store.clone(), options).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());

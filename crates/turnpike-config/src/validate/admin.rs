@@ -1,9 +1,10 @@
 //! The `admin:` section: a listener that cannot collide with the proxy's, a store URL the
-//! store understands, and the no-auth development switch only where nobody else can reach it.
+//! store understands, the no-auth development switch only where nobody else can reach it,
+//! and a secrets key that is one.
 
 use super::{Checker, clash};
 use crate::de::Parsed;
-use crate::model::Admin;
+use crate::model::{Admin, secrets_key_bytes};
 
 pub(super) fn check(c: &mut Checker<'_>, parsed: &Parsed) {
     let Some(admin) = &parsed.config.admin else {
@@ -19,6 +20,11 @@ pub(super) fn check(c: &mut Checker<'_>, parsed: &Parsed) {
                 c.err(format!("admin.tls.{field}"), "must name a PEM file");
             }
         }
+    }
+    if let Some(Err(err)) = admin.secrets_key.as_deref().map(secrets_key_bytes) {
+        // A bad key would only show at the first certificate write, on some node; say it
+        // here, where the file is. The message never quotes the value.
+        c.err("admin.secrets_key", err.to_string());
     }
     if admin.insecure_no_auth && !admin.listen.ip().is_loopback() {
         let ip = admin.listen.ip();
