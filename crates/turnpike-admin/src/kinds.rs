@@ -3,7 +3,9 @@
 //! Four kinds are whole sections of the file (`upstreams`, `routes`, `consumers`, `plans`),
 //! keyed by `name`. Two live inside other sections: OAuth clients are appended to
 //! `oauth.clients` (keyed by `client_id`, like the file's), and certificates to the
-//! `certificates` of every TLS listener, as inline PEM (`pem: true`). Merging, the file's
+//! `certificates` of every TLS listener, as inline PEM (`pem: true`). One kind is a
+//! singleton: the global `policies` (stored under the name `global`), which become the
+//! `policies:` section unless the file sets that section itself. Merging, the file's
 //! read-only names and the mapping of validation problems back to entities all go through
 //! here, so the placement rules exist once.
 
@@ -15,14 +17,19 @@ pub(crate) const SECTION_KINDS: [&str; 4] = ["upstreams", "routes", "consumers",
 pub(crate) const OAUTH_CLIENTS: &str = "oauth-clients";
 /// TLS certificates for every TLS listener.
 pub(crate) const CERTIFICATES: &str = "certificates";
+/// The global policies: one document, the `policies:` section of the configuration.
+pub(crate) const POLICIES: &str = "policies";
+/// The store name of the one [`POLICIES`] document (the store keys every row by a name).
+pub(crate) const GLOBAL: &str = "global";
 /// Every kind the store holds for the configuration.
-pub(crate) const KINDS: [&str; 6] = [
+pub(crate) const KINDS: [&str; 7] = [
     "upstreams",
     "routes",
     "consumers",
     "plans",
     OAUTH_CLIENTS,
     CERTIFICATES,
+    POLICIES,
 ];
 
 /// The field that names an entity of `kind` (and is its key in the URL and the store).
@@ -51,7 +58,8 @@ pub(crate) fn public_view(kind: &str, mut doc: Value) -> Value {
 
 /// Appends store entity `item` of `kind` where the file would have it. An OAuth client
 /// without an `oauth` section, or a certificate without a TLS listener, has no place and
-/// is left out ([`homeless`] tells writers so).
+/// is left out ([`homeless`] tells writers so). The global policies become the `policies`
+/// section, unless the file sets it.
 pub(crate) fn merge(doc: &mut Map<String, Value>, kind: &str, item: Value) {
     match kind {
         OAUTH_CLIENTS => {
@@ -68,7 +76,24 @@ pub(crate) fn merge(doc: &mut Map<String, Value>, kind: &str, item: Value) {
                 }
             }
         }
+        // The file's own section wins whole: the rule is per section, not per key, so what
+        // applies never depends on how two documents would interleave (docs/admin.md).
+        POLICIES if !file_sets_policies(doc) => {
+            doc.insert(POLICIES.to_owned(), item);
+        }
+        POLICIES => {}
         _ => push(doc, kind, item),
+    }
+}
+
+/// Whether the configuration `doc` sets global policies: a `policies` section with at least
+/// one policy. The file's configuration is serialized from the model, where an absent
+/// section and `policies: {}` are the same empty value, so neither counts.
+pub(crate) fn file_sets_policies(doc: &Map<String, Value>) -> bool {
+    match doc.get(POLICIES) {
+        Some(Value::Object(fields)) => fields.values().any(|v| !v.is_null()),
+        Some(Value::Null) | None => false,
+        Some(_) => true,
     }
 }
 
@@ -112,8 +137,17 @@ fn has_tls_listener(base: &Value) -> bool {
 }
 
 /// The names the file's configuration defines for `kind` (read-only through the API).
-/// The file's certificates have no names, so none of them is.
+/// The file's certificates have no names, so none of them is; the global policies are
+/// `[GLOBAL]` when the file sets them.
 pub(crate) fn base_names(base: &Value, kind: &str) -> Vec<String> {
+    if kind == POLICIES {
+        let sets = base.as_object().is_some_and(file_sets_policies);
+        return if sets {
+            vec![GLOBAL.to_owned()]
+        } else {
+            Vec::new()
+        };
+    }
     let items = match kind {
         OAUTH_CLIENTS => base.pointer("/oauth/clients"),
         CERTIFICATES => None,
@@ -198,6 +232,27 @@ mod tests {
         );
         assert!(homeless(&json!({}), OAUTH_CLIENTS).is_some());
         assert!(homeless(&base, OAUTH_CLIENTS).is_none());
+    }
+
+    #[test]
+    fn store_policies_apply_only_when_the_file_sets_none() {
+        let stored = json!({"cors": {"origins": ["*"]}});
+        // The file's configuration serializes an absent section as `{}`.
+        for empty in [json!({"policies": {}}), json!({})] {
+            let Value::Object(mut doc) = empty else {
+                unreachable!()
+            };
+            assert!(base_names(&Value::Object(doc.clone()), POLICIES).is_empty());
+            merge(&mut doc, POLICIES, stored.clone());
+            assert_eq!(doc[POLICIES], stored);
+        }
+        let file = json!({"policies": {"ip_rules": {"deny": ["10.0.0.0/8"]}}});
+        assert_eq!(base_names(&file, POLICIES), [GLOBAL]);
+        let Value::Object(mut doc) = file.clone() else {
+            unreachable!()
+        };
+        merge(&mut doc, POLICIES, stored);
+        assert_eq!(Value::Object(doc), file);
     }
 
     #[test]

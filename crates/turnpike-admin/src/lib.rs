@@ -24,6 +24,7 @@ mod keys;
 mod kinds;
 mod metrics;
 mod oauth_clients;
+mod policies;
 mod push;
 mod schema;
 mod secrets;
@@ -76,6 +77,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         (name = "plans", description = "Tiers of service: rate limits and quotas for consumers"),
         (name = "oauth-clients", description = "Clients of the gateway's OAuth server (`oauth.clients`); secrets stored as argon2 hashes"),
         (name = "certificates", description = "TLS certificates for every TLS listener; private keys are never returned"),
+        (name = "policies", description = "The global policies (`policies:`) for every route; read-only when the file sets them"),
         (name = "services", description = "APIs published from their OpenAPI documents"),
         (name = "config", description = "How the file and the store combine"),
         (name = "cache", description = "The response cache: purges and what it holds"),
@@ -160,6 +162,7 @@ fn parts() -> (
             entities::certificates::replace,
             entities::certificates::delete
         ))
+        .routes(routes!(policies::get, policies::replace, policies::delete))
         .routes(routes!(keys::create))
         .routes(routes!(keys::revoke))
         .routes(routes!(sources::file_entities))

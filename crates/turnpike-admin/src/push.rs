@@ -8,7 +8,9 @@
 //! move to an upstream created by the same push) and written under the store's writer lock
 //! in one transaction: one config version, and either every change is visible or none.
 //! Certificates are not pushed: their keys are never read back, so a file of them could
-//! not round-trip.
+//! not round-trip. The global policies are one document, not a section of named items:
+//! `policies: {...}` replaces the store's, `policies: null` deletes it, and leaving the key
+//! out leaves it alone; when the file sets `policies:` a pushed document is skipped.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,7 +28,7 @@ use crate::auth::Caller;
 use crate::body::JsonBody;
 use crate::entities::{check_name, invalid, kinds_complete, refuse};
 use crate::error::{ApiError, Detail, ErrorBody};
-use crate::kinds::{self, key_of};
+use crate::kinds::{self, GLOBAL, POLICIES, key_of};
 use crate::state::AdminState;
 use crate::validate::{self, Change};
 
@@ -58,6 +60,16 @@ pub struct PushRequest {
     #[serde(rename = "oauth-clients")]
     #[schema(value_type = Option<Vec<Object>>)]
     pub oauth_clients: Option<Vec<Value>>,
+    /// The global policies: an object replaces the store's document, `null` deletes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    pub policies: Option<Value>,
+}
+
+/// Keeps an explicit `null` (delete) apart from a key left out (`None`: not touched), which
+/// `Option`'s own deserializer would merge.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -101,12 +113,13 @@ pub(crate) async fn push(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let params = crate::body::query(q)?;
-    let desired = desired(body)?;
+    let (desired, policies) = desired(body)?;
     let base = state.base();
     let _one_writer = state.inner.writes.lock().await;
     let mut tx = state.store().begin_write().await?;
     let (_, records) = tx.snapshot().await?;
-    let plan = plan(&base, &records, desired)?;
+    let mut plan = plan(&base, &records, desired)?;
+    plan_policies(&base, &records, policies, &mut plan);
     let changes: Vec<Change<'_>> = plan.writes.iter().map(Write::change).collect();
     let problems = validate::check_all(&base, &records, &changes);
     // A push has no single entity to blame: what it breaks is invalid input (400), unless
@@ -177,13 +190,23 @@ struct Plan {
     skipped: Vec<PushChange>,
 }
 
-/// The body's sections, each item an object with a valid, unique name.
-fn desired(body: Value) -> Result<BTreeMap<&'static str, Vec<Value>>, ApiError> {
+/// The desired entities per section.
+type Sections = BTreeMap<&'static str, Vec<Value>>;
+
+/// The body's sections, each item an object with a valid, unique name, and its global
+/// policies (`Some(Null)`: delete them).
+fn desired(body: Value) -> Result<(Sections, Option<Value>), ApiError> {
     let request: PushRequest = serde_path_to_error::deserialize(body).map_err(|e| {
         let path = e.path().to_string();
         let path = if path == "." { String::new() } else { path };
         invalid(vec![Detail::new(path, e.inner().to_string())])
     })?;
+    if let Some(doc) = &request.policies {
+        if !matches!(doc, Value::Object(_) | Value::Null) {
+            let msg = "expected an object (the global policies), or null to delete them";
+            return Err(invalid(vec![Detail::new(POLICIES, msg)]));
+        }
+    }
     let sections = [
         request.upstreams,
         request.routes,
@@ -210,7 +233,35 @@ fn desired(body: Value) -> Result<BTreeMap<&'static str, Vec<Value>>, ApiError> 
         }
         out.insert(kind, items);
     }
-    Ok(out)
+    Ok((out, request.policies))
+}
+
+/// Adds the global policies' write to `plan`, if the body has them and they differ from
+/// the store's. The file's `policies:` win whole, so a document pushed then is skipped.
+fn plan_policies(base: &Value, records: &[Record], desired: Option<Value>, plan: &mut Plan) {
+    let Some(desired) = desired else { return };
+    let doc = (!desired.is_null()).then_some(desired);
+    if doc.is_some() && !validate::base_names(base, POLICIES).is_empty() {
+        plan.skipped.push(PushChange {
+            action: "skip".to_owned(),
+            kind: POLICIES.to_owned(),
+            name: GLOBAL.to_owned(),
+        });
+        return;
+    }
+    let existing = records
+        .iter()
+        .find(|r| r.kind == POLICIES && r.name == GLOBAL);
+    match (doc, existing) {
+        (None, None) => {}
+        (Some(doc), Some(r)) if r.doc == doc => {}
+        (doc, existing) => plan.writes.push(Write {
+            kind: POLICIES,
+            name: GLOBAL.to_owned(),
+            doc,
+            exists: existing.is_some(),
+        }),
+    }
 }
 
 /// Compares the desired sections with the store's entities (read under the lock).

@@ -167,6 +167,40 @@ pub struct Route {
     pub cache: Value,
 }
 
+/// The global policies (`policies:` in the file): every route gets them unless the route
+/// or its upstream sets its own (`auth`, `cors`, `rate_limit`, `concurrency`, `lifecycle`
+/// and `cache` are replaced by the more specific one; IP rules of every level apply).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Policies {
+    /// `methods`, `jwt_providers`, `anonymous`, `scopes`, `groups`.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub auth: Value,
+    #[serde(default)]
+    pub ip_rules: IpRules,
+    /// `origins`, `methods`, `headers`, `expose_headers`, `credentials`, `max_age`.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub cors: Value,
+    /// `limits` (each `limit`, `per`, `burst`, `by`, `name`) and `fail` (`open`, `closed`).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub rate_limit: Value,
+    /// `limit`, `by` and `queue` (`size`, `timeout`): requests in flight at once.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub concurrency: Value,
+    /// `state` (`draft`, `published`, `deprecated`, `retired`), `deprecated_at`, `sunset`, `link`.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub lifecycle: Value,
+    /// Response caching (docs/caching.md).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub cache: Value,
+}
+
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
@@ -479,6 +513,7 @@ mod tests {
             ("Quota", model_fields::<model::Quota>()),
             ("OAuthClient", model_fields::<model::OAuthClient>()),
             ("OAuthClientInput", model_fields::<model::OAuthClient>()),
+            ("Policies", model_fields::<model::Policies>()),
         ];
         for (name, fields) in pairs {
             assert_eq!(schema_fields(name), fields, "{name}");

@@ -1,5 +1,5 @@
 //! Keeps a gateway on the effective configuration: the file's configuration plus every store
-//! entity, rebuilt whenever the store's change feed moves or the file is reloaded.
+//! entity (and the store's global policies, unless the file sets `policies:`), rebuilt whenever the store's change feed moves or the file is reloaded.
 //!
 //! One task does every rebuild, so a file reload and a store write can never apply out of
 //! order. A rebuild that fails (the store is unreachable, or the merged configuration is
@@ -20,6 +20,7 @@ use turnpike_config::{Config, ConfigErrors, load_value};
 use turnpike_store::StoreError;
 
 use crate::applied::{ConfigStatus, summary};
+use crate::kinds;
 use crate::state::AdminState;
 use crate::validate::effective;
 
@@ -73,7 +74,17 @@ pub async fn effective_config(state: &AdminState) -> Result<Effective, SyncError
             "store certificates with a private key in clear; PUT them again to encrypt them"
         );
     }
-    let doc = effective(&state.base(), &records, None);
+    let base = state.base();
+    if records.iter().any(|r| r.kind == kinds::POLICIES)
+        && !kinds::base_names(&base, kinds::POLICIES).is_empty()
+    {
+        // Not an error: the rule says the file's section wins. But a store document that
+        // never applies would surprise whoever wrote it, so say so on every rebuild.
+        tracing::warn!(
+            "the store's global policies are not applied: the configuration file sets `policies:`"
+        );
+    }
+    let doc = effective(&base, &records, None);
     let config = load_value(&doc, Path::new("file + store")).map_err(SyncError::Invalid)?;
     Ok(Effective { version, config })
 }

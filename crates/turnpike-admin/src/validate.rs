@@ -127,7 +127,19 @@ fn problems(doc: &Value, candidate: Option<(&str, &str)>) -> Vec<Detail> {
 }
 
 /// `routes[3].upstream` → `routes["everything"].upstream`, or `upstream` for the candidate.
+/// The global policies have no index to rename: their problems are `policies.cors...`,
+/// or `cors...` when they are the candidate.
 fn rename(doc: &Value, path: &str, candidate: Option<(&str, &str)>) -> String {
+    if candidate.is_some_and(|(kind, _)| kind == kinds::POLICIES) {
+        if let Some(tail) = path.strip_prefix(kinds::POLICIES) {
+            if tail.is_empty() {
+                return String::new();
+            }
+            if let Some(rest) = tail.strip_prefix('.') {
+                return rest.to_owned();
+            }
+        }
+    }
     match kinds::locate(doc, path) {
         Some((kind, name, tail)) if candidate == Some((kind, name.as_str())) => {
             tail.strip_prefix('.').unwrap_or(tail).to_owned()

@@ -58,10 +58,12 @@ impl fmt::Display for ApiFailure {
 
 impl std::error::Error for ApiFailure {}
 
-/// A successful answer: its body (null when empty).
+/// A successful answer: its body (null when empty) and headers (`ETag`, and where the
+/// global policies come from).
 #[derive(Debug)]
 pub struct Reply {
     pub body: Value,
+    pub headers: http::HeaderMap,
 }
 
 /// One admin API, at one base URL, with one token.
@@ -139,6 +141,7 @@ impl AdminClient {
             Ok(Ok(r)) => r,
         };
         let status = response.status();
+        let headers = response.headers().clone();
         let collected = response.into_body().collect().await;
         let bytes = collected
             .with_context(|| format!("reading the answer of {method} {url}"))?
@@ -152,7 +155,7 @@ impl AdminClient {
         if !status.is_success() {
             return Err(failure(status, &body).into());
         }
-        Ok(Reply { body })
+        Ok(Reply { body, headers })
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<Reply> {

@@ -48,6 +48,8 @@ pub enum Command {
     Consumers(EntityArgs),
     /// Plans in the store, through the admin API.
     Plans(EntityArgs),
+    /// The global policies (`policies:`) in the store, through the admin API.
+    Policies(PoliciesArgs),
     /// Services published from OpenAPI documents, through the admin API.
     Services(ServicesArgs),
     /// The store as YAML, through the admin API: export it, push a file into it, diff.
@@ -146,6 +148,34 @@ pub enum EntityCommand {
 }
 
 #[derive(Debug, Args)]
+pub struct PoliciesArgs {
+    #[command(flatten)]
+    pub admin: AdminArgs,
+
+    #[command(subcommand)]
+    pub command: PoliciesCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PoliciesCommand {
+    /// Show the global policies in effect, as YAML (or JSON with --output json), and where
+    /// they come from (on stderr).
+    Get,
+    /// Replace the store's global policies with a YAML or JSON file holding one mapping
+    /// (what you would write under `policies:`).
+    Set {
+        #[arg(short, long, value_name = "FILE")]
+        file: PathBuf,
+        /// Replace only if the store's document is still at this revision (`policies get`
+        /// prints it); 0: only if the store holds none.
+        #[arg(long, value_name = "REVISION")]
+        if_revision: Option<i64>,
+    },
+    /// Delete the store's global policies: the file's `policies:` (or none) apply again.
+    Delete,
+}
+
+#[derive(Debug, Args)]
 pub struct ServicesArgs {
     #[command(flatten)]
     pub admin: AdminArgs,
@@ -214,14 +244,16 @@ pub struct ConfigArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Print the store's upstreams, routes, consumers and plans as YAML.
+    /// Print the store's upstreams, routes, consumers, plans, OAuth clients and global
+    /// policies as YAML.
     Export {
         /// Print the whole served configuration instead: this file (the gateway's own,
         /// as written) with the store's entities appended to its sections.
         #[arg(long, value_name = "FILE")]
         merged: Option<PathBuf>,
     },
-    /// Make the store's entities equal to FILE's upstreams, routes, consumers and plans.
+    /// Make the store's entities equal to FILE's upstreams, routes, consumers, plans,
+    /// `oauth.clients` and `policies`.
     Push { file: PathBuf },
     /// Show what `push FILE` would change; exit code 2 when something would.
     Diff { file: PathBuf },

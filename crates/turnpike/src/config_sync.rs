@@ -1,6 +1,7 @@
-//! `turnpike config export | push | diff`: the store's upstreams, routes, consumers, plans
-//! and OAuth clients (`oauth.clients`) as YAML, through the admin API. Certificates are not
-//! moved: the API never returns their private keys, so an export could not push them back.
+//! `turnpike config export | push | diff`: the store's upstreams, routes, consumers, plans,
+//! OAuth clients (`oauth.clients`) and global policies (`policies`) as YAML, through the
+//! admin API. Certificates are not moved: the API never returns their private keys, so an
+//! export could not push them back.
 //!
 //! The rule (docs/admin.md, "File and store: the rule"): `export` prints the store's entity
 //! sections only, a document to keep as a second file and `push` back; `export --merged
@@ -8,7 +9,9 @@
 //! whole served configuration. `push FILE` makes the store's entities equal to FILE's
 //! sections, like decK sync, with one request (`POST /api/v1/config/push`) that the admin
 //! API validates as a whole and writes in one transaction: all of it applies, or none.
-//! Names the gateway's file defines are read-only and skipped with a note. Documents are
+//! Names the gateway's file defines are read-only and skipped with a note, and so are
+//! FILE's `policies` when the gateway's file sets its own (its section wins whole); FILE
+//! without `policies` deletes the store's, like any missing entity. Documents are
 //! sent as written (no `${VAR}` substitution), so `export` returns them unchanged: the
 //! round trip is lossless.
 
@@ -24,6 +27,7 @@ use crate::admin_cli::singular;
 use crate::admin_client::{AdminClient, runtime};
 use crate::cli::{ConfigArgs, ConfigCommand, Output};
 use crate::diff::{FieldChange, field_changes};
+use crate::policies_cli::SOURCE_HEADER;
 
 /// The API's kind of OAuth clients; in YAML they are `oauth.clients`.
 const OAUTH_CLIENTS: &str = "oauth-clients";
@@ -46,6 +50,11 @@ const FILE_ORDER: [&str; 12] = [
     "traffic",
     "admin",
 ];
+
+/// The API's kind (and the YAML section) of the global policies, one document.
+const POLICIES: &str = "policies";
+/// The store's name of that document, as the API reports its changes.
+const GLOBAL: &str = "global";
 
 /// Exit code of `diff` when `push` would change something.
 const DIFFERENT: u8 = 2;
@@ -143,11 +152,57 @@ async fn export(
             None => "export".to_owned(),
         })?;
     }
+    // A file that sets `policies:` keeps them: the gateway serves the file's then.
+    if let Some(policies) = store_policies(client).await?.stored {
+        let slot = doc.entry(POLICIES).or_insert(Value::Null);
+        if slot.is_null() || slot.as_object().is_some_and(Map::is_empty) {
+            *slot = policies;
+        }
+    }
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&doc)?),
         Output::Text => print!("{}", crate::yaml::emit_document(&doc, &FILE_ORDER)),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The global policies as the admin API has them.
+struct StorePolicies {
+    /// The store's document; `None` when it holds none, or when the file's apply (the API
+    /// shows those instead).
+    stored: Option<Value>,
+    /// The gateway's file sets `policies:`, so the store's are read-only.
+    file_sets: bool,
+}
+
+async fn store_policies(client: &AdminClient) -> anyhow::Result<StorePolicies> {
+    let reply = client.get("/api/v1/policies").await?;
+    let source = reply
+        .headers
+        .get(SOURCE_HEADER)
+        .and_then(|v| v.to_str().ok());
+    Ok(StorePolicies {
+        file_sets: source == Some("file"),
+        stored: (source == Some("store")).then_some(reply.body),
+    })
+}
+
+/// FILE's `policies` (`None` when it has none), which must be a mapping.
+fn file_policies(doc: &Value, shown: &std::path::Display<'_>) -> anyhow::Result<Option<Value>> {
+    match doc.get(POLICIES) {
+        None | Some(Value::Null) => Ok(None),
+        Some(p @ Value::Object(_)) => Ok(Some(p.clone())),
+        Some(_) => bail!("{shown}: `policies` must be a mapping"),
+    }
+}
+
+/// "route api", or "global policies" for the one document without a name of its own.
+pub fn label(kind: &str, name: &str) -> String {
+    if kind == POLICIES {
+        "global policies".to_owned()
+    } else {
+        format!("{} {name}", singular(kind))
+    }
 }
 
 fn read_yaml(file: &Path) -> anyhow::Result<Value> {
@@ -193,9 +248,10 @@ struct Plan {
 
 /// Compares FILE's sections with the store's.
 async fn plan(client: &AdminClient, file: &Path) -> anyhow::Result<Plan> {
-    let desired = desired_sections(file)?;
+    let (desired, policies) = desired_sections(file)?;
     let read_only = client.get("/api/v1/file-entities").await?.body;
     let mut plan = Plan::default();
+    plan_policies(&mut plan, policies, store_policies(client).await?);
     for kind in SECTIONS {
         let fixed: BTreeSet<&str> = read_only
             .get(kind)
@@ -235,6 +291,32 @@ async fn plan(client: &AdminClient, file: &Path) -> anyhow::Result<Plan> {
     Ok(plan)
 }
 
+/// The global policies' change, if FILE's differ from the store's.
+fn plan_policies(plan: &mut Plan, desired: Option<Value>, store: StorePolicies) {
+    let name = GLOBAL.to_owned();
+    if store.file_sets {
+        if desired.is_some() {
+            plan.skipped.push((POLICIES, name));
+        }
+        return;
+    }
+    let change = match (desired, store.stored) {
+        (None, None) => return,
+        (Some(want), Some(now)) if want == now => return,
+        (Some(want), Some(now)) => Change {
+            action: Action::Update,
+            fields: field_changes(&now, &want),
+            ..change(POLICIES, name)
+        },
+        (Some(_), None) => change(POLICIES, name),
+        (None, Some(_)) => Change {
+            action: Action::Delete,
+            ..change(POLICIES, name)
+        },
+    };
+    plan.changes.push(change);
+}
+
 fn change(kind: &'static str, name: String) -> Change {
     Change {
         action: Action::Create,
@@ -244,8 +326,12 @@ fn change(kind: &'static str, name: String) -> Change {
     }
 }
 
-/// FILE's sections, each checked for a name per item and no name twice.
-fn desired_sections(file: &Path) -> anyhow::Result<BTreeMap<&'static str, Vec<Value>>> {
+/// FILE's entity sections and its global policies.
+type Desired = (BTreeMap<&'static str, Vec<Value>>, Option<Value>);
+
+/// FILE's sections, each checked for a name per item and no name twice, and its global
+/// policies.
+fn desired_sections(file: &Path) -> anyhow::Result<Desired> {
     let doc = read_yaml(file)?;
     let shown = file.display();
     if !matches!(doc, Value::Object(_) | Value::Null) {
@@ -280,16 +366,18 @@ fn desired_sections(file: &Path) -> anyhow::Result<BTreeMap<&'static str, Vec<Va
         }
         sections.insert(kind, items);
     }
-    Ok(sections)
+    Ok((sections, file_policies(&doc, &shown)?))
 }
 
 /// Sends FILE's sections in one request; the admin API validates them as a whole and
 /// writes them in one transaction, so a refusal changes nothing.
 async fn push(client: &AdminClient, file: &Path, output: Output) -> anyhow::Result<ExitCode> {
-    let body: Map<String, Value> = desired_sections(file)?
+    let (sections, policies) = desired_sections(file)?;
+    let mut body: Map<String, Value> = sections
         .into_iter()
         .map(|(kind, items)| (kind.to_owned(), Value::Array(items)))
         .collect();
+    body.insert(POLICIES.to_owned(), policies.unwrap_or(Value::Null));
     let reply = client
         .call(
             Method::POST,
@@ -331,19 +419,14 @@ fn print_pushed(result: &Value, output: Output) -> anyhow::Result<()> {
             _ => Action::Delete,
         };
         counts[action as usize] += 1;
-        let kind = field(&c, "kind");
-        println!(
-            "{} {} {}",
-            action.verb(true),
-            singular(&kind),
-            field(&c, "name")
-        );
+        let what = label(&field(&c, "kind"), &field(&c, "name"));
+        println!("{} {what}", action.verb(true));
     }
     for c in list("skipped") {
         eprintln!(
-            "note: {} {} is defined in the gateway's configuration file (read-only through the API); skipped",
-            singular(&field(&c, "kind")),
-            field(&c, "name")
+            "note: {} {} defined in the gateway's configuration file (read-only through the API); skipped",
+            label(&field(&c, "kind"), &field(&c, "name")),
+            is_are(&field(&c, "kind"))
         );
     }
     let parts: Vec<String> = [Action::Create, Action::Update, Action::Delete]
@@ -384,7 +467,7 @@ fn print_plan(plan: &Plan, output: Output, done: bool) -> anyhow::Result<()> {
     }
     if !done {
         for c in &plan.changes {
-            println!("{} {} {}", c.action.verb(false), singular(c.kind), c.name);
+            println!("{} {}", c.action.verb(false), label(c.kind, &c.name));
             for f in &c.fields {
                 println!("    {f}");
             }
@@ -392,12 +475,18 @@ fn print_plan(plan: &Plan, output: Output, done: bool) -> anyhow::Result<()> {
     }
     for (kind, name) in &plan.skipped {
         eprintln!(
-            "note: {} {name} is defined in the gateway's configuration file (read-only through the API); skipped",
-            singular(kind)
+            "note: {} {} defined in the gateway's configuration file (read-only through the API); skipped",
+            label(kind, name),
+            is_are(kind)
         );
     }
     println!("{}", summary(plan, done));
     Ok(())
+}
+
+/// "policies are", "route x is".
+fn is_are(kind: &str) -> &'static str {
+    if kind == POLICIES { "are" } else { "is" }
 }
 
 fn summary(plan: &Plan, done: bool) -> String {

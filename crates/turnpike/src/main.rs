@@ -19,6 +19,7 @@ mod import;
 mod keys;
 mod keys_admin;
 mod logging;
+mod policies_cli;
 mod secrets;
 mod serve;
 mod services_cli;
@@ -45,6 +46,7 @@ fn main() -> ExitCode {
         cli::Command::Routes(args) => admin_cli::run("routes", &args),
         cli::Command::Consumers(args) => admin_cli::run("consumers", &args),
         cli::Command::Plans(args) => admin_cli::run("plans", &args),
+        cli::Command::Policies(args) => policies_cli::run(&args),
         cli::Command::Services(args) => services_cli::run(&args),
         cli::Command::Config(args) => config_sync::run(&args),
         cli::Command::Import(args) => import::run(&args),

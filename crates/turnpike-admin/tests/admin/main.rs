@@ -13,6 +13,7 @@ mod keys;
 mod oauth_clients;
 mod openapi;
 mod plans;
+mod policies;
 mod push;
 mod services;
 mod support;

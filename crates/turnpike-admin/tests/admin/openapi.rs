@@ -63,6 +63,9 @@ async fn document_lists_exactly_the_served_routes() {
         "GET /api/v1/analytics/top",
         "GET /api/v1/consumers/{name}/usage",
         "POST /api/v1/config/push",
+        "GET /api/v1/policies",
+        "PUT /api/v1/policies",
+        "DELETE /api/v1/policies",
     ]
     .iter()
     .map(|s| (*s).to_owned())
