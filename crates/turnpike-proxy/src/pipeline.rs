@@ -243,7 +243,7 @@ async fn proxy<'s>(
     snap: &'s Snapshot,
     conn: &ConnCtx,
     req: Request<RequestBody>,
-    routed: Routed<'s>,
+    mut routed: Routed<'s>,
     (request_id, admitted, granted, seen): (
         &HeaderValue,
         &Admitted,
@@ -268,7 +268,12 @@ async fn proxy<'s>(
         method: parts.method,
         path_and_query,
         headers: parts.headers,
-        client_host: routed.host.clone(),
+        // A caching route still needs the host for its cache key; others hand it over.
+        client_host: if route.cache.is_some() {
+            routed.host.clone()
+        } else {
+            routed.host.take()
+        },
         upgrade: routed.upgrade.is_some(),
     };
     upstream_headers(snap, conn, route, &mut out, (parts.version, request_id));

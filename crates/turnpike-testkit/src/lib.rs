@@ -89,3 +89,23 @@ impl TestGateway {
         self.client.get(&self.url(path)).await
     }
 }
+
+/// Where tests expect the real Redis.
+pub const REDIS: &str = "127.0.0.1:6379";
+
+/// True when tests may use the Redis at [`REDIS`]. Without one they say they skipped;
+/// under `CI=true` a missing Redis fails the test instead, since CI must run them.
+pub fn redis_available() -> bool {
+    let addr: SocketAddr = REDIS
+        .parse()
+        .unwrap_or_else(|e| panic!("REDIS is an address: {e}"));
+    let up = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1)).is_ok();
+    if !up {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "Redis is required in CI but nothing answers on {REDIS}"
+        );
+        eprintln!("skipped: Redis not reachable at {REDIS}");
+    }
+    up
+}

@@ -9,11 +9,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use common::{Serve, free_port};
 
 use http::Method;
 use sqlx::{ConnectOptions, Connection, Executor};
@@ -27,14 +28,6 @@ const PROPAGATION: Duration = Duration::from_secs(1);
 /// assertion that says how long it took, not on a timeout that says nothing.
 const PATIENCE: Duration = Duration::from_secs(10);
 const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A config file with upstreams `b` (and `c` when `with_c`) and an `admin:` section.
 fn config(proxy: u16, admin: u16, store: &str, upstream: &str, with_c: bool) -> String {
@@ -59,8 +52,7 @@ admin:
 
 /// One `turnpike serve` process with its proxy and admin ports.
 struct Node {
-    child: Child,
-    lines: mpsc::Receiver<String>,
+    serve: Serve,
     file: PathBuf,
     proxy: u16,
     admin: u16,
@@ -76,23 +68,8 @@ impl Node {
     }
 
     fn spawn(file: &Path, proxy: u16, admin: u16) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_turnpike"))
-            .args(["serve", "--no-watch", "--config"])
-            .arg(file)
-            .env("TURNPIKE_ADMIN_TOKEN", TOKEN)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, lines) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
         let node = Self {
-            child,
-            lines,
+            serve: Serve::start(file, &[("TURNPIKE_ADMIN_TOKEN", TOKEN)]),
             file: file.to_owned(),
             proxy,
             admin,
@@ -103,33 +80,17 @@ impl Node {
     }
 
     /// Stops the process (SIGTERM, graceful) and starts it again on the same file and ports.
-    fn restart(mut self) -> Self {
-        self.signal("-TERM");
-        self.wait_for("stopped");
-        assert!(self.child.wait().unwrap().success());
-        Self::spawn(&self.file.clone(), self.proxy, self.admin)
+    fn restart(self) -> Self {
+        self.serve.stop(PATIENCE);
+        Self::spawn(&self.file, self.proxy, self.admin)
     }
 
     fn wait_for(&self, needle: &str) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
-            if line.contains(needle) {
-                return line;
-            }
-        }
+        self.serve.wait_for(needle, PATIENCE)
     }
 
     fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
+        self.serve.signal(sig);
     }
 
     async fn proxy(&self, path: &str) -> u16 {
@@ -175,13 +136,6 @@ impl Node {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -5,30 +5,24 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http::Method;
+use common::{Run, Serve, free_port, until_status};
+
 use serde_json::{Map, Value, json};
-use turnpike_testkit::{Client, MockUpstream};
+use turnpike_testkit::MockUpstream;
 
 const TOKEN: &str = "tpa_adminCliT001_0123456789abcdefghijklmnopqrstuvwxyzABCDEFG";
 const KEY_SECRET: &str = "cli-test-key-secret-0123456789abcdef";
 const PATIENCE: Duration = Duration::from_secs(10);
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 /// A `turnpike serve` process with a file-defined upstream `b` and routes `file-route`
 /// and `cached-route` (which caches for 60 s).
 struct Node {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
+    serve: Serve,
     dir: tempfile::TempDir,
     proxy: u16,
     admin: u16,
@@ -55,25 +49,10 @@ admin:
 ",
             store.display()
         );
-        std::fs::write(dir.path().join("gateway.yaml"), yaml).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_turnpike"))
-            .args(["serve", "--no-watch", "--config"])
-            .arg(dir.path().join("gateway.yaml"))
-            .env("TURNPIKE_ADMIN_TOKEN", TOKEN)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().unwrap();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
+        let file = dir.path().join("gateway.yaml");
+        std::fs::write(&file, yaml).unwrap();
         let node = Self {
-            child,
-            log,
+            serve: Serve::start(&file, &[("TURNPIKE_ADMIN_TOKEN", TOKEN)]),
             dir,
             proxy,
             admin,
@@ -87,7 +66,7 @@ admin:
     }
 
     fn logged(&self, needle: &str) -> bool {
-        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+        self.serve.logged(needle)
     }
 
     fn url(&self) -> String {
@@ -103,59 +82,13 @@ admin:
 
     /// Runs the CLI against this node's admin API with the admin token in the environment.
     fn cli(&self, args: &[&str]) -> Run {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_turnpike"));
-        cmd.args(args)
-            .env("TURNPIKE_ADMIN_URL", self.url())
-            .env("TURNPIKE_ADMIN_TOKEN", TOKEN)
-            .env_remove("TURNPIKE_CONFIG");
-        Run(cmd.output().unwrap())
+        common::cli(&self.url(), TOKEN, args)
     }
 
     /// Polls the gateway until `path` (with `headers`) answers `want`; returns how long it took.
     async fn until(&self, path: &str, headers: &[(&str, &str)], want: u16) -> Duration {
-        let client = Client::http1();
         let url = format!("http://127.0.0.1:{}{path}", self.proxy);
-        let start = Instant::now();
-        loop {
-            let r = client.request(Method::GET, &url, headers, "").await;
-            if r.status.as_u16() == want {
-                return start.elapsed();
-            }
-            assert!(start.elapsed() < PATIENCE, "{path} never answered {want}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Run(Output);
-
-impl Run {
-    fn code(&self) -> i32 {
-        self.0.status.code().unwrap_or(-1)
-    }
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.0.stdout).into_owned()
-    }
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.0.stderr).into_owned()
-    }
-    /// Asserts exit code `code` and returns stdout.
-    fn expect(&self, code: i32) -> String {
-        assert_eq!(
-            self.code(),
-            code,
-            "stdout:\n{}\nstderr:\n{}",
-            self.stdout(),
-            self.stderr()
-        );
-        self.stdout()
+        until_status(&url, headers, want, PATIENCE).await
     }
 }
 
@@ -240,7 +173,7 @@ async fn entity_command_errors_say_status_code_message_and_field() {
     assert!(err.contains("404 Not Found (not_found)"), "{err}");
 
     // No token: 401, with a hint where the token goes.
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_turnpike"));
+    let mut cmd = common::turnpike();
     cmd.args(["plans", "list", "--admin-url", &node.url()])
         .env_remove("TURNPIKE_ADMIN_TOKEN");
     let out = Run(cmd.output().unwrap());
@@ -308,7 +241,7 @@ async fn keys_made_through_the_admin_api_work_within_a_second_and_stay_secret() 
     let out = node.cli(&["keys", "revoke", &id]).expect(0);
     assert_eq!(out, format!("revoked key {id} of consumer `alice`\n"));
     node.until("/keyed", &[("x-api-key", &key)], 401).await;
-    assert!(!node.log.lock().unwrap().iter().any(|l| l.contains(&key)));
+    assert!(!node.logged(&key));
     assert!(node.logged(&id), "the key id is logged");
 
     // The file form still means the keys file; rotate has no admin form.
@@ -397,7 +330,7 @@ async fn config_push_export_diff_round_trip_losslessly() {
         .cli(&["config", "export", "--merged", gateway.to_str().unwrap()])
         .expect(0);
     let merged_file = node.file("merged.yaml", &merged);
-    let mut validate = Command::new(env!("CARGO_BIN_EXE_turnpike"));
+    let mut validate = common::turnpike();
     validate.args(["validate", "--config", merged_file.to_str().unwrap()]);
     assert!(
         Run(validate.output().unwrap()).0.status.success(),

@@ -9,11 +9,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use common::{Serve, free_port};
 
 use http::Method;
 use serde_json::Value;
@@ -24,14 +25,8 @@ const TOKEN: &str = "tpa_analytics001_0123456789abcdefghijklmnopqrstuvwxyzABCDEF
 const PATIENCE: Duration = Duration::from_secs(15);
 const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 struct Node {
-    child: Child,
-    lines: mpsc::Receiver<String>,
+    serve: Serve,
     file: PathBuf,
     proxy: u16,
     admin: u16,
@@ -60,59 +55,21 @@ analytics:
     }
 
     fn spawn(file: &Path, proxy: u16, admin: u16) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_turnpike"))
-            .args(["serve", "--no-watch", "--config"])
-            .arg(file)
-            .env("TURNPIKE_ADMIN_TOKEN", TOKEN)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, lines) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
         let node = Self {
-            child,
-            lines,
+            serve: Serve::start(file, &[("TURNPIKE_ADMIN_TOKEN", TOKEN)]),
             file: file.to_owned(),
             proxy,
             admin,
             client: Client::http1(),
         };
-        node.wait_for("admin API listening");
+        node.serve.wait_for("admin API listening", PATIENCE);
         node
     }
 
-    fn wait_for(&self, needle: &str) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
-            if line.contains(needle) {
-                return;
-            }
-        }
-    }
-
     /// SIGTERM, and wait until the process has written its last rows and exited.
-    fn stop(mut self) -> (PathBuf, u16, u16) {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        self.wait_for("stopped");
-        assert!(self.child.wait().unwrap().success());
-        (self.file.clone(), self.proxy, self.admin)
+    fn stop(self) -> (PathBuf, u16, u16) {
+        self.serve.stop(PATIENCE);
+        (self.file, self.proxy, self.admin)
     }
 
     async fn traffic(&self, path: &str, n: usize, want: u16) {
@@ -131,13 +88,6 @@ analytics:
             .await;
         assert_eq!(r.status, 200, "{path}: {}", r.text());
         r.json()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -11,11 +11,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use common::{Run, Serve, free_port};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use rustls::pki_types::CertificateDer;
@@ -27,15 +29,8 @@ use turnpike_testkit::{Client, MockUpstream};
 const TOKEN: &str = "tpa_ctrlPlane001_0123456789abcdefghijklmnopqrstuvwxyzABCDEFG";
 const PATIENCE: Duration = Duration::from_secs(15);
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-/// A `turnpike serve` process on a file with upstream `b` and route `file-route` (`/file`).
 struct Node {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
+    serve: Serve,
     dir: tempfile::TempDir,
     proxy: u16,
     admin: u16,
@@ -60,30 +55,15 @@ admin:
         );
         let file = dir.path().join("gateway.yaml");
         std::fs::write(&file, yaml).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_turnpike"))
-            .args(["serve", "--no-watch", "--config"])
-            .arg(&file)
-            .env("TURNPIKE_ADMIN_TOKEN", TOKEN)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (stderr, sink) = (child.stderr.take().unwrap(), log.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
         let node = Self {
-            child,
-            log,
+            serve: Serve::start(&file, &[("TURNPIKE_ADMIN_TOKEN", TOKEN)]),
             dir,
             proxy,
             admin,
         };
         let deadline = Instant::now() + PATIENCE;
         while !node.logged("admin API listening") {
-            let log = node.log.lock().unwrap().join("\n");
+            let log = node.serve.log();
             assert!(Instant::now() < deadline, "the node did not start:\n{log}");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -91,12 +71,12 @@ admin:
     }
 
     fn logged(&self, needle: &str) -> bool {
-        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+        self.serve.logged(needle)
     }
 
     /// Runs the CLI with the admin token and `env` in its environment.
-    fn cli(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_turnpike"));
+    fn cli(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = common::turnpike();
         cmd.args(args)
             .env("TURNPIKE_ADMIN_TOKEN", TOKEN)
             .env_remove("TURNPIKE_ADMIN_URL")
@@ -104,7 +84,7 @@ admin:
         for (k, v) in env {
             cmd.env(k, v);
         }
-        cmd.output().unwrap()
+        Run(cmd.output().unwrap())
     }
 
     async fn get(&self, port: u16, path: &str) -> (u16, String) {
@@ -122,7 +102,7 @@ admin:
             if status == want {
                 return body;
             }
-            let log = self.log.lock().unwrap().join("\n");
+            let log = self.serve.log();
             assert!(
                 Instant::now() < deadline,
                 "{path} never answered {want} (last {status} {body}); log:\n{log}"
@@ -130,29 +110,6 @@ admin:
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn text(out: &[u8]) -> String {
-    String::from_utf8_lossy(out).into_owned()
-}
-
-/// Asserts the exit code and returns stdout.
-fn expect(out: &Output, code: i32) -> String {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 /// A private CA (`ca.pem`) and a server certificate it signed for `localhost` and
@@ -207,7 +164,7 @@ async fn the_cli_talks_to_an_admin_listener_on_tls_with_a_private_ca() {
         &args,
         &[("TURNPIKE_ADMIN_URL", &url), ("TURNPIKE_ADMIN_CA", ca)],
     );
-    assert!(expect(&created, 0).contains("created route api"));
+    assert!(created.expect(0).contains("created route api"));
     let listed = node.cli(
         &[
             "routes",
@@ -221,13 +178,13 @@ async fn the_cli_talks_to_an_admin_listener_on_tls_with_a_private_ca() {
         ],
         &[],
     );
-    let listed: Value = serde_json::from_str(&expect(&listed, 0)).unwrap();
+    let listed: Value = serde_json::from_str(&listed.expect(0)).unwrap();
     assert_eq!(listed[0]["name"], "api");
 
     // Without the CA the certificate is not trusted, and the error says what to do.
     let untrusted = node.cli(&["routes", "list", "--admin-url", &url], &[]);
-    let err = text(&untrusted.stderr);
-    assert_eq!(untrusted.status.code(), Some(1), "{err}");
+    let err = untrusted.stderr();
+    assert_eq!(untrusted.0.status.code(), Some(1), "{err}");
     assert!(
         err.contains("--admin-ca") && err.contains("certificate"),
         "{err}"
@@ -235,7 +192,7 @@ async fn the_cli_talks_to_an_admin_listener_on_tls_with_a_private_ca() {
     // Plain HTTP to the TLS listener gets no answer it can use.
     let plain = format!("http://127.0.0.1:{}", node.admin);
     let refused = node.cli(&["routes", "list", "--admin-url", &plain], &[]);
-    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stderr));
+    assert_eq!(refused.0.status.code(), Some(1), "{}", refused.stderr());
     // A CA file that does not exist is named.
     let missing = node.cli(
         &[
@@ -249,9 +206,9 @@ async fn the_cli_talks_to_an_admin_listener_on_tls_with_a_private_ca() {
         &[],
     );
     assert!(
-        text(&missing.stderr).contains("/nope/ca.pem"),
+        missing.stderr().contains("/nope/ca.pem"),
         "{}",
-        text(&missing.stderr)
+        missing.stderr()
     );
 }
 
@@ -266,13 +223,13 @@ fn validate_loads_the_admin_certificate_and_names_the_file() {
     );
     let file = dir.path().join("gateway.yaml");
     std::fs::write(&file, yaml).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_turnpike"))
+    let out = Run(common::turnpike()
         .args(["validate", "--config"])
         .arg(&file)
         .output()
-        .unwrap();
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+        .unwrap());
+    let err = out.stderr();
+    assert_eq!(out.0.status.code(), Some(1), "{err}");
     assert!(
         err.contains("admin.tls.key") && err.contains("missing.key"),
         "{err}"
@@ -288,8 +245,8 @@ async fn services_list_and_delete_through_the_cli() {
     let url = format!("http://127.0.0.1:{}", node.admin);
     let env = [("TURNPIKE_ADMIN_URL", url.as_str())];
     let empty = node.cli(&["services", "list"], &env);
-    expect(&empty, 0);
-    assert!(text(&empty.stderr).contains("no services in the store"));
+    empty.expect(0);
+    assert!(empty.stderr().contains("no services in the store"));
 
     let fixture = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -299,8 +256,8 @@ async fn services_list_and_delete_through_the_cli() {
         &["import", "openapi", fixture, "--upstream", &upstream.url()],
         &env,
     );
-    expect(&imported, 0);
-    let table = expect(&node.cli(&["services", "list"], &env), 0);
+    imported.expect(0);
+    let table = node.cli(&["services", "list"], &env).expect(0);
     let lines: Vec<&str> = table.lines().collect();
     assert!(
         lines[0].starts_with("NAME") && lines[0].contains("ROUTES"),
@@ -310,10 +267,9 @@ async fn services_list_and_delete_through_the_cli() {
         lines[1].starts_with("inventory") && lines[1].contains(" 3 "),
         "{table}"
     );
-    let json = expect(
-        &node.cli(&["services", "list", "--output", "json"], &env),
-        0,
-    );
+    let json = node
+        .cli(&["services", "list", "--output", "json"], &env)
+        .expect(0);
     let json: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(json[0]["name"], "inventory");
     assert_eq!(
@@ -322,12 +278,14 @@ async fn services_list_and_delete_through_the_cli() {
     );
     node.until(node.proxy, "/items", 200).await;
 
-    let deleted = expect(&node.cli(&["services", "delete", "inventory"], &env), 0);
+    let deleted = node
+        .cli(&["services", "delete", "inventory"], &env)
+        .expect(0);
     assert!(deleted.contains("deleted service inventory"), "{deleted}");
     node.until(node.proxy, "/items", 404).await;
     let gone = node.cli(&["services", "delete", "inventory"], &env);
-    assert_eq!(gone.status.code(), Some(1));
-    assert!(text(&gone.stderr).contains("404"), "{}", text(&gone.stderr));
+    assert_eq!(gone.0.status.code(), Some(1));
+    assert!(gone.stderr().contains("404"), "{}", gone.stderr());
 }
 
 /// The base URL of `TURNPIKE_TEST_POSTGRES`, if the server answers (else "skipped").
@@ -469,7 +427,7 @@ async fn a_certificate_written_through_the_api_is_served_and_stored_encrypted() 
     // Served within a second or so, decrypted from the store.
     let deadline = Instant::now() + PATIENCE;
     while let Err(e) = handshake(tls, "api.example.test", &cert) {
-        let log = node.log.lock().unwrap().join("\n");
+        let log = node.serve.log();
         assert!(Instant::now() < deadline, "not served: {e}; log:\n{log}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -487,12 +445,5 @@ async fn a_certificate_written_through_the_api_is_served_and_stored_encrypted() 
         "not the store's files"
     );
     assert!(!raw.contains("PRIVATE KEY") && !raw.contains(key.lines().nth(1).unwrap()));
-    assert!(
-        !node
-            .log
-            .lock()
-            .unwrap()
-            .join("\n")
-            .contains("AAECAwQFBgcICQoLDA0O")
-    );
+    assert!(!node.serve.log().contains("AAECAwQFBgcICQoLDA0O"));
 }

@@ -8,21 +8,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{Run, Serve, free_port};
 use http::Method;
 use serde_json::Value;
 use turnpike_testkit::{Client, MockUpstream};
 
 const TOKEN: &str = "tpa_importTst001_0123456789abcdefghijklmnopqrstuvwxyzABCDEFG";
 const PATIENCE: Duration = Duration::from_secs(10);
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
 
 fn fixture(name: &str) -> String {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
@@ -31,7 +28,7 @@ fn fixture(name: &str) -> String {
 
 /// A `turnpike serve` process with a file-defined upstream `b`.
 struct Node {
-    child: Child,
+    _serve: Serve,
     dir: tempfile::TempDir,
     proxy: u16,
     admin: u16,
@@ -53,16 +50,10 @@ admin:
 ",
             store.display()
         );
-        std::fs::write(dir.path().join("gateway.yaml"), yaml).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_turnpike"))
-            .args(["serve", "--no-watch", "--config"])
-            .arg(dir.path().join("gateway.yaml"))
-            .env("TURNPIKE_ADMIN_TOKEN", TOKEN)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let file = dir.path().join("gateway.yaml");
+        std::fs::write(&file, yaml).unwrap();
         let node = Self {
-            child,
+            _serve: Serve::start(&file, &[("TURNPIKE_ADMIN_TOKEN", TOKEN)]),
             dir,
             proxy,
             admin,
@@ -82,15 +73,7 @@ admin:
     }
 
     fn cli(&self, args: &[&str]) -> Run {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_turnpike"));
-        cmd.args(args)
-            .env(
-                "TURNPIKE_ADMIN_URL",
-                format!("http://127.0.0.1:{}", self.admin),
-            )
-            .env("TURNPIKE_ADMIN_TOKEN", TOKEN)
-            .env_remove("TURNPIKE_CONFIG");
-        Run(cmd.output().unwrap())
+        common::cli(&format!("http://127.0.0.1:{}", self.admin), TOKEN, args)
     }
 
     async fn send(&self, method: Method, path: &str, body: &str) -> (u16, Value) {
@@ -148,34 +131,12 @@ admin:
     }
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Run(Output);
-
-impl Run {
-    fn expect(&self, code: i32) -> String {
-        let out = String::from_utf8_lossy(&self.0.stdout).into_owned();
-        let err = String::from_utf8_lossy(&self.0.stderr).into_owned();
-        assert_eq!(
-            self.0.status.code(),
-            Some(code),
-            "stdout:\n{out}\nstderr:\n{err}"
-        );
-        if code == 0 { out } else { err }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_serves_and_reimport_updates_in_place() {
     let up = MockUpstream::echo().await;
     let node = Node::start(&up.url());
     let hand = node.file("hand.yaml", "name: hand\npaths: [/v1/hand]\nupstream: b\n");
-    node.cli(&["routes", "create", "-f", &hand]).expect(0);
+    node.cli(&["routes", "create", "-f", &hand]).outcome(0);
     let v1 = fixture("petstore-3.0.yaml");
     let out = node
         .cli(&[
@@ -186,7 +147,7 @@ async fn import_serves_and_reimport_updates_in_place() {
             &up.url(),
             "--validate",
         ])
-        .expect(0);
+        .outcome(0);
     for line in [
         "+ create upstream petstore",
         "+ create route listPets",
@@ -210,7 +171,9 @@ async fn import_serves_and_reimport_updates_in_place() {
 /// Re-imports the v2 document: DELETE /pets/{petId} gone, PUT and /owners new.
 async fn reimport_v2(node: &Node) {
     let v2 = fixture("petstore-3.0-v2.yaml");
-    let dry = node.cli(&["import", "openapi", &v2, "--dry-run"]).expect(0);
+    let dry = node
+        .cli(&["import", "openapi", &v2, "--dry-run"])
+        .outcome(0);
     assert!(dry.contains("dry run, nothing written"), "{dry}");
     for line in [
         "+ create route listOwners",
@@ -220,12 +183,12 @@ async fn reimport_v2(node: &Node) {
     ] {
         assert!(dry.contains(line), "{dry}");
     }
-    node.cli(&["routes", "get", "listOwners"]).expect(1);
+    node.cli(&["routes", "get", "listOwners"]).outcome(1);
     assert_eq!(node.send(Method::DELETE, "/v1/pets/7", "").await.0, 200);
 
     let out = node
         .cli(&["import", "openapi", &v2, "--output", "json"])
-        .expect(0);
+        .outcome(0);
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["dry_run"], false);
     node.until(Method::GET, "/v1/owners", 200).await;
@@ -235,7 +198,7 @@ async fn reimport_v2(node: &Node) {
         200,
         "the hand-made route went"
     );
-    let again = node.cli(&["import", "openapi", &v2]).expect(0);
+    let again = node.cli(&["import", "openapi", &v2]).outcome(0);
     assert!(again.contains("no changes"), "{again}");
 }
 
@@ -277,7 +240,7 @@ async fn validation_refuses_what_the_document_does_not_allow() {
         "/inv",
         "--validate",
     ])
-    .expect(0);
+    .outcome(0);
     node.until(Method::GET, "/inv/items", 200).await;
     // --prefix is stripped: the upstream gets the document's paths.
     let (status, echo) = node
@@ -330,7 +293,7 @@ async fn petstore_query_parameters_are_required() {
         &up.url(),
         "--validate",
     ])
-    .expect(0);
+    .outcome(0);
     node.until(Method::GET, "/v1/pets?limit=1", 200).await;
     let hits = up.hits();
     let (status, json) = node.send(Method::GET, "/v1/pets", "").await;
@@ -365,22 +328,22 @@ async fn bad_documents_get_clear_errors() {
     let url = up.url();
     let import = |file: &str| node.cli(&["import", "openapi", file, "--upstream", &url]);
     let yaml = node.file("broken.yaml", "openapi: 3.0.0\npaths:\n  /a: [unclosed\n");
-    let err = import(&yaml).expect(1);
+    let err = import(&yaml).outcome(1);
     assert!(err.contains("line 3") || err.contains("line 4"), "{err}");
     let swagger = node.file(
         "swagger.yaml",
         "swagger: \"2.0\"\ninfo: {title: old, version: \"1\"}\npaths: {}\n",
     );
-    let err = import(&swagger).expect(1);
+    let err = import(&swagger).outcome(1);
     assert!(err.contains("Swagger 2.0"), "{err}");
     let dup = node.file(
         "dup.yaml",
         "openapi: 3.1.0\ninfo: {title: dup, version: \"1\"}\npaths:\n  /a: {get: {operationId: same}}\n  /b: {get: {operationId: same}}\n",
     );
-    let err = import(&dup).expect(1);
+    let err = import(&dup).outcome(1);
     assert!(err.contains(r#"paths["/b"].get.operationId"#), "{err}");
     // Nothing was created by the refused imports.
-    node.cli(&["upstreams", "get", "dup"]).expect(1);
+    node.cli(&["upstreams", "get", "dup"]).outcome(1);
 }
 
 const V2: [(&str, &str); 1] = [("X-API-Version", "2")];
@@ -394,7 +357,7 @@ async fn versions_are_deprecated_and_retired_one_at_a_time() {
     let import = |args: &[&str]| {
         let mut all = vec!["import", "openapi", &doc, "--service", "inventory"];
         all.extend_from_slice(args);
-        node.cli(&all).expect(0)
+        node.cli(&all).outcome(0)
     };
     let out = import(&[
         "--upstream",
@@ -428,7 +391,7 @@ async fn versions_are_deprecated_and_retired_one_at_a_time() {
         "no default version"
     );
     assert_eq!((up1.hits(), up2.hits()), (1, 1));
-    let table = node.cli(&["services", "versions", "inventory"]).expect(0);
+    let table = node.cli(&["services", "versions", "inventory"]).outcome(0);
     assert!(table.contains("x-api-version: 2"), "{table}");
 
     let out = node
@@ -444,7 +407,7 @@ async fn versions_are_deprecated_and_retired_one_at_a_time() {
             "--link",
             "https://docs.example.com/v2",
         ])
-        .expect(0);
+        .outcome(0);
     assert!(
         out.contains("~ update route inventory-v1-listItems"),
         "{out}"
@@ -465,7 +428,7 @@ async fn versions_are_deprecated_and_retired_one_at_a_time() {
     assert!(v2.header("deprecation").is_none() && v2.header("sunset").is_none());
 
     node.cli(&["services", "retire", "inventory", "v1"])
-        .expect(0);
+        .outcome(0);
     let r = node.until_with("/v1/items", &[], |r| r.status == 410).await;
     assert_eq!(r.json()["error"]["code"], "retired");
     assert_eq!(r.header("sunset"), Some("Fri, 01 Jan 2027 00:00:00 GMT"));
@@ -475,7 +438,7 @@ async fn versions_are_deprecated_and_retired_one_at_a_time() {
     assert_eq!(node.send_with("/items/ABC-1", &V2).await.status, 200);
 
     node.cli(&["services", "delete", "inventory", "--version", "v1"])
-        .expect(0);
+        .outcome(0);
     node.until_with("/v1/items", &[], |r| r.status == 404).await;
     assert_eq!(node.send_with("/items", &V2).await.status, 200);
 }

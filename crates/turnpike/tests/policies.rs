@@ -5,26 +5,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use http::Method;
-use turnpike_testkit::{Client, MockUpstream};
+use common::{Run, Serve, free_port, until_status};
+use turnpike_testkit::MockUpstream;
 
 const TOKEN: &str = "tpa_policiesT001_0123456789abcdefghijklmnopqrstuvwxyzABCDEFG";
 const PATIENCE: Duration = Duration::from_secs(10);
 /// How soon an admin write must show on the gateway.
 const PROPAGATION: Duration = Duration::from_secs(1);
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 /// A `turnpike serve` process with the file-defined route `/file` and no `policies:`.
 struct Node {
-    child: Child,
+    _serve: Serve,
     dir: tempfile::TempDir,
     proxy: u16,
     admin: u16,
@@ -47,22 +43,16 @@ admin:
 ",
             dir.path().join("store.db").display()
         );
-        std::fs::write(dir.path().join("gateway.yaml"), yaml).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_turnpike"))
-            .args(["serve", "--no-watch", "--config"])
-            .arg(dir.path().join("gateway.yaml"))
-            .env("TURNPIKE_ADMIN_TOKEN", TOKEN)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let file = dir.path().join("gateway.yaml");
+        std::fs::write(&file, yaml).unwrap();
         let node = Self {
-            child,
+            _serve: Serve::start(&file, &[("TURNPIKE_ADMIN_TOKEN", TOKEN)]),
             dir,
             proxy,
             admin,
         };
         let deadline = Instant::now() + PATIENCE;
-        while node.cli(&["policies", "get"]).0.status.code() != Some(0) {
+        while node.cli(&["policies", "get"]).code() != 0 {
             assert!(Instant::now() < deadline, "the node did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -76,58 +66,13 @@ admin:
     }
 
     fn cli(&self, args: &[&str]) -> Run {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_turnpike"));
-        cmd.args(args)
-            .env(
-                "TURNPIKE_ADMIN_URL",
-                format!("http://127.0.0.1:{}", self.admin),
-            )
-            .env("TURNPIKE_ADMIN_TOKEN", TOKEN)
-            .env_remove("TURNPIKE_CONFIG");
-        Run(cmd.output().unwrap())
+        common::cli(&format!("http://127.0.0.1:{}", self.admin), TOKEN, args)
     }
 
     /// Polls `path` until it answers `want`; returns how long that took.
     async fn until(&self, path: &str, want: u16) -> Duration {
-        let client = Client::http1();
         let url = format!("http://127.0.0.1:{}{path}", self.proxy);
-        let start = Instant::now();
-        loop {
-            let r = client.request(Method::GET, &url, &[], "").await;
-            if r.status.as_u16() == want {
-                return start.elapsed();
-            }
-            assert!(start.elapsed() < PATIENCE, "{path} never answered {want}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Run(Output);
-
-impl Run {
-    /// Asserts exit code `code` and returns stdout.
-    fn expect(&self, code: i32) -> String {
-        let (out, err) = (self.stdout(), String::from_utf8_lossy(&self.0.stderr));
-        assert_eq!(
-            self.0.status.code(),
-            Some(code),
-            "stdout:\n{out}\nstderr:\n{err}"
-        );
-        out
-    }
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.0.stdout).into_owned()
-    }
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.0.stderr).into_owned()
+        until_status(&url, &[], want, PATIENCE).await
     }
 }
 

@@ -7,73 +7,30 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use turnpike_testkit::{Client, MockUpstream};
-
-const REDIS: &str = "127.0.0.1:6379";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{Serve, free_port};
+use turnpike_testkit::{Client, MockUpstream, REDIS};
 
 /// One `turnpike serve` process.
 struct Node {
-    child: Child,
-    lines: mpsc::Receiver<String>,
+    serve: Serve,
     port: u16,
 }
 
 impl Node {
     fn start(file: &Path, port: u16) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_turnpike"))
-            .args(["serve", "--no-watch", "--config"])
-            .arg(file)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, lines) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let node = Self { child, lines, port };
-        node.wait_for("listening");
-        node
-    }
-
-    fn wait_for(&self, needle: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
-            if line.contains(needle) {
-                return;
-            }
-        }
+        let serve = Serve::start(file, &[]);
+        serve.wait_for("listening", Duration::from_secs(10));
+        Self { serve, port }
     }
 
     /// SIGTERM, then waits for a clean exit.
-    fn stop(mut self) {
-        let ok = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-        assert!(self.child.wait().unwrap().success());
+    fn stop(self) {
+        self.serve.stop(Duration::from_secs(10));
     }
 
     async fn get(&self, client: &Client, path: &str, headers: &[(&str, &str)]) -> u16 {
@@ -83,21 +40,9 @@ impl Node {
     }
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
-
 #[tokio::test]
 async fn two_gateway_processes_share_one_limit_through_redis() {
-    if std::net::TcpStream::connect(REDIS).is_err() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "Redis is required in CI"
-        );
-        eprintln!("skipped: Redis not reachable at {REDIS}");
+    if !turnpike_testkit::redis_available() {
         return;
     }
     let up = MockUpstream::echo().await;

@@ -8,24 +8,9 @@ use std::time::Duration;
 
 use http::Method;
 use turnpike_config::model::PurgeKind;
-use turnpike_testkit::{MockUpstream, TestGateway};
+use turnpike_testkit::{MockUpstream, TestGateway, redis_available};
 
 use crate::support::{config, eventually, get, numbered, origin, send, x_cache};
-
-const REDIS: &str = "127.0.0.1:6379";
-
-fn redis_available() -> bool {
-    let up = std::net::TcpStream::connect_timeout(&REDIS.parse().unwrap(), Duration::from_secs(1))
-        .is_ok();
-    if !up {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "Redis is required in CI but nothing answers on {REDIS}"
-        );
-        eprintln!("skipped: Redis not reachable at {REDIS}");
-    }
-    up
-}
 
 /// Store settings with a prefix no other run uses.
 fn redis_store(url: &str) -> String {

@@ -8,25 +8,9 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use turnpike_testkit::{MockUpstream, TestGateway};
+use turnpike_testkit::{MockUpstream, REDIS, TestGateway, redis_available};
 
 use crate::support::{Caller, code, count, get_as, get_with, key_auth_section};
-
-const REDIS: &str = "127.0.0.1:6379";
-
-/// True when the tests may use Redis; panics in CI when it is missing.
-fn redis_available() -> bool {
-    let up = std::net::TcpStream::connect_timeout(&REDIS.parse().unwrap(), Duration::from_secs(1))
-        .is_ok();
-    if !up {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "Redis is required in CI but nothing answers on {REDIS}"
-        );
-        eprintln!("skipped: Redis not reachable at {REDIS}");
-    }
-    up
-}
 
 /// A key prefix no other test run uses.
 fn fresh_prefix() -> String {
