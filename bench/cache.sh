@@ -436,22 +436,13 @@ scenario_memory() {
 # ---------------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------------
+upstream_cell() { max_of up_share "$1"; } # requests the upstream saw per request served
+
 report() {
   local t r table ratios memtable extra version header limit run max_all=0 v verdict
   for t in "${TARGETS[@]}"; do put "$t.rps" "$(median_of rps "$t")"; done
 
-  header="target"
-  for r in $(seq "$ROUNDS"); do header+="|rps r$r"; done
-  header+="|median rps|p50 ms|p99 ms|CPU µs/req|upstream/req|errors|other CPU %"
-  table=$(
-    echo "$header"
-    for t in "${TARGETS[@]}"; do
-      printf '%s' "$(label_of "$t")"
-      for r in $(seq "$ROUNDS"); do printf '|%s' "$(get "$t.r$r.rps")"; done
-      printf '|%s|%s|%s|%s|%s|%s|%s\n' "$(get "$t.rps")" "$(median_of p50 "$t" 3)" "$(median_of p99 "$t" 3)" \
-        "$(median_of cpu_us "$t" 1)" "$(max_of up_share "$t")" "$(sum_of errors "$t")" "$(max_of other "$t")"
-    done
-  )
+  table=$(rounds_table "upstream/req" upstream_cell)
   ratios=$(
     echo "ratio (rps)|per round|spread|median of rounds|of the medians|target|verdict"
     ratio_line "turnpike cache hit / turnpike plain proxy" tp-hit tp-proxy '>=' 1.5

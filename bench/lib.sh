@@ -418,3 +418,18 @@ cpu_diff() { # A B -> difference of the median CPU µs/req
   awk -v a="$(median_of cpu_us "$1" 1)" -v b="$(median_of cpu_us "$2" 1)" 'BEGIN {
     if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/) print "n/a"; else printf "%+.1f µs", a - b }'
 }
+
+rounds_table() { # EXTRA_HEADER EXTRA_FN: per target, rps of every round, medians, and one
+  # column of the script's own (EXTRA_FN TARGET prints its cell); '|'-separated lines
+  local extra_header=$1 extra_fn=$2 header t r
+  header="target"
+  for r in $(seq "$ROUNDS"); do header+="|rps r$r"; done
+  header+="|median rps|p50 ms|p99 ms|CPU µs/req|$extra_header|errors|other CPU %"
+  echo "$header"
+  for t in "${TARGETS[@]}"; do
+    printf '%s' "$(label_of "$t")"
+    for r in $(seq "$ROUNDS"); do printf '|%s' "$(get "$t.r$r.rps")"; done
+    printf '|%s|%s|%s|%s|%s|%s|%s\n' "$(get "$t.rps")" "$(median_of p50 "$t" 3)" "$(median_of p99 "$t" 3)" \
+      "$(median_of cpu_us "$t" 1)" "$("$extra_fn" "$t")" "$(sum_of errors "$t")" "$(max_of other "$t")"
+  done
+}

@@ -363,23 +363,15 @@ scenario_checks() {
 # ---------------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------------
+collector_cell() { # the OTLP sink's CPU per request, for targets that trace
+  if has "$1" trace; then median_of sink_us "$1" 1; else echo -; fi
+}
+
 report() {
   local t r table ratios checks extra version header
   for t in "${TARGETS[@]}"; do put "$t.rps" "$(median_of rps "$t")"; done
 
-  header="target"
-  for r in $(seq "$ROUNDS"); do header+="|rps r$r"; done
-  header+="|median rps|p50 ms|p99 ms|CPU µs/req|collector CPU µs/req|errors|other CPU %"
-  table=$(
-    echo "$header"
-    for t in "${TARGETS[@]}"; do
-      printf '%s' "$(label_of "$t")"
-      for r in $(seq "$ROUNDS"); do printf '|%s' "$(get "$t.r$r.rps")"; done
-      printf '|%s|%s|%s|%s|%s|%s|%s\n' "$(get "$t.rps")" "$(median_of p50 "$t" 3)" "$(median_of p99 "$t" 3)" \
-        "$(median_of cpu_us "$t" 1)" "$(if has "$t" trace; then median_of sink_us "$t" 1; else echo -; fi)" \
-        "$(sum_of errors "$t")" "$(max_of other "$t")"
-    done
-  )
+  table=$(rounds_table "collector CPU µs/req" collector_cell)
   ratios=$(
     echo "ratio (rps)|per round|spread|median of rounds|of the medians|target|verdict"
     ratio_line "metrics + access log + analytics / all off" issue off '>=' 0.90

@@ -617,6 +617,8 @@ scenario_rounds() {
 # ---------------------------------------------------------------------------------------------
 # median, round_vals, median_of, sum_of, max_of, round_ratios, ratio_line, cpu_diff: lib.sh
 
+redis_cell() { median_of redis_us "$1" 1; } # Redis's own CPU per request
+
 report() {
   local t r c k table ratios checks extra version header
   for t in "${TARGETS[@]}"; do put "$t.rps" "$(median_of rps "$t")"; done
@@ -633,18 +635,7 @@ report() {
       "$((CHECK_BURST * CHECK_CLIENTS))" "$CHECK_BURST" "$(((CHECK_REQUESTS - CHECK_BURST) * CHECK_CLIENTS))"
   )
 
-  header="target"
-  for r in $(seq "$ROUNDS"); do header+="|rps r$r"; done
-  header+="|median rps|p50 ms|p99 ms|CPU µs/req|Redis CPU µs/req|errors|other CPU %"
-  table=$(
-    echo "$header"
-    for t in "${TARGETS[@]}"; do
-      printf '%s' "$(label_of "$t")"
-      for r in $(seq "$ROUNDS"); do printf '|%s' "$(get "$t.r$r.rps")"; done
-      printf '|%s|%s|%s|%s|%s|%s|%s\n' "$(get "$t.rps")" "$(median_of p50 "$t" 3)" "$(median_of p99 "$t" 3)" \
-        "$(median_of cpu_us "$t" 1)" "$(median_of redis_us "$t" 1)" "$(sum_of errors "$t")" "$(max_of other "$t")"
-    done
-  )
+  table=$(rounds_table "Redis CPU µs/req" redis_cell)
   ratios=$(
     echo "ratio (rps)|per round|spread|median of rounds|of the medians|target|verdict"
     ratio_line "local limit / no limit" tp-local tp-none '>=' 0.95
